@@ -1,0 +1,165 @@
+//! Platform API identities (server-api.md §11): `/apps/:app_uuid/users/:user_id/identity`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::http::auth::AppCaller;
+use crate::http::extract::LayerJson;
+use crate::http::{json_response, AppState};
+use crate::store::{Identity, Timestamp};
+use crate::version::ApiVersion;
+
+const MAX_METADATA_KEYS: usize = 16;
+
+/// The writable fields of an Identity; unknown fields (`id`, `url`, ...) are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct IdentityBody {
+    user_id: Option<String>,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone_number: Option<String>,
+    email_address: Option<String>,
+    identity_type: Option<String>,
+    /// The 2.0 draft's name for `identity_type` (values `User` / `Bot`).
+    #[serde(rename = "type")]
+    draft_type: Option<String>,
+    public_key: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+fn check_len(property: &str, value: &Option<String>, max: usize) -> ApiResult<()> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid_property(
+            property,
+            format!("The {property} property may be at most {max} characters long."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_user_id(user_id: &str) -> ApiResult<()> {
+    if user_id.is_empty() || user_id.chars().count() > 128 {
+        return Err(ApiError::invalid_property(
+            "user_id",
+            "A user id must be 1 to 128 characters long.",
+        ));
+    }
+    Ok(())
+}
+
+impl IdentityBody {
+    /// Validates a full identity (POST and PUT: `display_name` required).
+    fn into_identity(self, app_id: Uuid, user_id: &str, now: Timestamp) -> ApiResult<Identity> {
+        check_user_id(user_id)?;
+        if let Some(body_user) = &self.user_id {
+            if body_user != user_id {
+                return Err(ApiError::invalid_property(
+                    "user_id",
+                    "The user_id in the body differs from the one in the URL.",
+                ));
+            }
+        }
+        if self.display_name.is_none() {
+            return Err(ApiError::missing_property("display_name"));
+        }
+        check_len("display_name", &self.display_name, 128)?;
+        check_len("avatar_url", &self.avatar_url, 1024)?;
+        check_len("first_name", &self.first_name, 128)?;
+        check_len("last_name", &self.last_name, 128)?;
+        check_len("phone_number", &self.phone_number, 32)?;
+        check_len("email_address", &self.email_address, 255)?;
+        check_len("public_key", &self.public_key, 8192)?;
+        let identity_type = match self.identity_type.as_deref().or(self.draft_type.as_deref()) {
+            None => "user".to_owned(),
+            Some(t) if t.eq_ignore_ascii_case("user") || t.eq_ignore_ascii_case("bot") => {
+                t.to_ascii_lowercase()
+            }
+            Some(_) => {
+                return Err(ApiError::invalid_property(
+                    "identity_type",
+                    "identity_type must be \"user\" or \"bot\".",
+                ))
+            }
+        };
+        let metadata = self.metadata.unwrap_or_default();
+        if metadata.len() > MAX_METADATA_KEYS || metadata.values().any(|v| !v.is_string()) {
+            return Err(ApiError::invalid_property(
+                "metadata",
+                format!(
+                    "metadata must be a flat object of at most {MAX_METADATA_KEYS} string values."
+                ),
+            ));
+        }
+        Ok(Identity {
+            app_id,
+            user_id: user_id.to_owned(),
+            display_name: self.display_name,
+            avatar_url: self.avatar_url,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone_number: self.phone_number,
+            email_address: self.email_address,
+            identity_type,
+            public_key: self.public_key,
+            metadata: Json(metadata),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// POST: 201 with an empty body; 409 when the user already has an identity.
+pub async fn create_identity(
+    State(state): State<AppState>,
+    caller: AppCaller,
+    Path((_, user_id)): Path<(String, String)>,
+    LayerJson(body): LayerJson<IdentityBody>,
+) -> ApiResult<Response> {
+    let identity = body.into_identity(caller.app_id, &user_id, Timestamp::now())?;
+    if !state.store.insert_identity(&identity).await? {
+        return Err(ApiError::new(
+            ErrorKind::CONFLICT,
+            "An identity for the specified user already exists.",
+        ));
+    }
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// GET: the full identity.
+pub async fn get_identity(
+    State(state): State<AppState>,
+    caller: AppCaller,
+    version: ApiVersion,
+    Path((_, user_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let identity = state
+        .store
+        .identity(caller.app_id, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No identity exists for the specified user."))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &crate::render::identity(&state.urls, version, &identity),
+    ))
+}
+
+/// PUT: replaces every field (those not sent are cleared); creates the identity of an unknown
+/// user. 204 either way.
+pub async fn replace_identity(
+    State(state): State<AppState>,
+    caller: AppCaller,
+    Path((_, user_id)): Path<(String, String)>,
+    LayerJson(body): LayerJson<IdentityBody>,
+) -> ApiResult<StatusCode> {
+    let identity = body.into_identity(caller.app_id, &user_id, Timestamp::now())?;
+    state.store.put_identity(&identity).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

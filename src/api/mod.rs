@@ -1,0 +1,34 @@
+//! The Layer API routers: the Client API at the root and the Platform API under
+//! `/apps/:app_uuid`. Handlers are thin: parse, call the store/services, render for the version.
+
+mod identities;
+mod root;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use axum::Router;
+
+use crate::http::{auth, dedup, AppState};
+
+/// Client API routes (session-token auth).
+pub fn client_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(root::root))
+        .route("/ping", get(root::ping))
+        .route("/nonces", axum::routing::post(root::create_nonce))
+        .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
+        .route_layer(from_fn_with_state(state, auth::resolve_session))
+}
+
+/// Platform API routes, nested under `/apps/{app_uuid}` (Bearer auth).
+pub fn platform_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/users/{user_id}/identity",
+            get(identities::get_identity)
+                .post(identities::create_identity)
+                .put(identities::replace_identity),
+        )
+        .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
+        .route_layer(from_fn_with_state(state, auth::require_bearer))
+}

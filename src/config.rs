@@ -1,0 +1,279 @@
+//! Settings: compiled-in defaults (`config/default.toml`) < an optional file < `LAYER__*`
+//! environment variables (plus `DATABASE_URL` and `RUST_LOG`). Secrets are `SecretString`s, so
+//! they never reach logs or `Debug` output.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+    pub dedup: DedupSettings,
+    pub bootstrap: BootstrapSettings,
+    #[serde(default)]
+    pub apps: Vec<DeclaredApp>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May carry a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub nonce_ttl_secs: u64,
+    pub session_ttl_secs: u64,
+    pub clock_skew_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DedupSettings {
+    pub ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BootstrapSettings {
+    pub dev_app: bool,
+}
+
+/// An app declared in configuration (created or updated at start-up).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeclaredApp {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    /// Plaintext Bearer tokens; only their SHA-256 is stored.
+    #[serde(default)]
+    pub tokens: Vec<SecretString>,
+    /// SHA-256 hex digests of Bearer tokens whose plaintext lives elsewhere.
+    #[serde(default)]
+    pub token_sha256: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<DeclaredKey>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeclaredKey {
+    pub id: String,
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    #[serde(default)]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (which must exist when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As `load`, with the environment passed in (tests use this to avoid touching the process's).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let layer_env = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("LAYER__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("LAYER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("http.cors_allowed_origins")
+                .source(Some(layer_env)),
+        );
+        if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+            builder = builder.set_override("database.url", url.as_str())?;
+        }
+        if let Some(filter) = env.get("RUST_LOG").filter(|f| !f.is_empty()) {
+            builder = builder.set_override("log.filter", filter.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |m: &str| Err(SettingsError::Invalid(m.to_owned()));
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1");
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs must be at least 1");
+        }
+        if !self.http.public_url.is_empty() {
+            match url::Url::parse(&self.http.public_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return invalid("http.public_url must be an absolute http(s) URL"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL to use: the configured one, or SQLite inside `data_dir`.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose_secret();
+        if url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("layer.db").display())
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// The base of rendered URLs, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        if self.http.public_url.is_empty() {
+            format!("http://{}", self.http.bind)
+        } else {
+            self.http.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_cover_every_setting() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(s.database.max_connections, 10);
+        assert_eq!(s.dedup.ttl_secs, 86_400);
+        assert!(s.database_url().starts_with("sqlite://"));
+        assert!(s.database_url().ends_with("layer.db"));
+        assert!(s.apps.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("layer.toml");
+        std::fs::write(
+            &file,
+            "[http]\nbind = \"0.0.0.0:9000\"\npublic_url = \"https://chat.example.com/\"\n[database]\nmax_connections = 4\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(s.http.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.public_url(), "https://chat.example.com");
+        assert_eq!(s.database.max_connections, 4);
+
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("LAYER__HTTP__BIND", "127.0.0.1:7000"),
+                ("LAYER__DATABASE__MAX_CONNECTIONS", "7"),
+                (
+                    "LAYER__HTTP__CORS_ALLOWED_ORIGINS",
+                    "https://a.example,https://b.example",
+                ),
+                ("DATABASE_URL", "postgres://u:hunter2@db/layer"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:7000");
+        assert_eq!(s.database.max_connections, 7);
+        assert_eq!(
+            s.http.cors_allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.database_url(), "postgres://u:hunter2@db/layer");
+        // the file's value survives where the environment says nothing
+        assert_eq!(s.public_url(), "https://chat.example.com");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apps.toml");
+        std::fs::write(
+            &file,
+            "[[apps]]\nid = \"7c27fe20-f650-11e5-9d56-61d800001f29\"\ntokens = [\"s3cret-token\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cret-token"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(s.apps[0].tokens[0].expose_secret(), "s3cret-token");
+    }
+
+    #[test]
+    fn missing_file_and_bad_values_are_errors() {
+        assert!(Settings::load_from(Some(Path::new("/nonexistent/layer.toml")), env(&[])).is_err());
+        assert!(
+            Settings::load_from(None, env(&[("LAYER__HTTP__BIND", "not an address")])).is_err()
+        );
+        assert!(Settings::load_from(None, env(&[("LAYER__HTTP__PUBLIC_URL", "ftp://x")])).is_err());
+    }
+}

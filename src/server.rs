@@ -1,0 +1,100 @@
+//! Start-up and serving: open the store, provision configured apps, bootstrap the development
+//! app, then serve until the shutdown future resolves. The listener and the shutdown signal are
+//! injected so tests bind 127.0.0.1:0 and stop servers deterministically.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::bootstrap;
+use crate::config::Settings;
+use crate::http::{self, AppState, Urls};
+use crate::store::{self, DynStore, Timestamp};
+
+/// How often expired nonces, sessions and dedup entries are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Opens the store (applying migrations) and provisions declared apps.
+pub async fn prepare(settings: &Settings) -> anyhow::Result<DynStore> {
+    let store = store::open(settings).await?;
+    bootstrap::provision_declared(&*store, settings).await?;
+    Ok(store)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    settings: Settings,
+    store: DynStore,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local_addr = listener.local_addr()?;
+    let base_url = if settings.http.public_url.is_empty() {
+        format!("http://{local_addr}")
+    } else {
+        settings.public_url()
+    };
+    if settings.bootstrap.dev_app {
+        if let Some(dev) = bootstrap::ensure_dev_app(&*store, &settings).await? {
+            // Whoever reads stdout may be gone (a closed pipe); that must not stop the server.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{}", dev.guide(&base_url));
+        }
+    }
+
+    let state = AppState {
+        store: store.clone(),
+        settings: Arc::new(settings),
+        urls: Arc::new(Urls::new(base_url)),
+        metrics: http::ops::metrics_handle(),
+    };
+    let background = tokio::spawn(housekeeping(state.clone()));
+    tracing::info!(%local_addr, backend = ?store.backend(), "layer-server listening");
+
+    let result = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    background.abort();
+    store.close().await;
+    tracing::info!("layer-server stopped");
+    Ok(result?)
+}
+
+async fn housekeeping(state: AppState) {
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = prune.tick() => match state.store.prune(Timestamp::now()).await {
+                Ok(pruned) => tracing::debug!(?pruned, "pruned expired rows"),
+                Err(err) => tracing::warn!(error = %err, "pruning failed"),
+            },
+            _ = upkeep.tick() => state.metrics.run_upkeep(),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining requests");
+}

@@ -1,0 +1,30 @@
+//! The Postgres store: production and multi-node deployments.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::impl_sql_store;
+use super::{Backend, StoreResult};
+use crate::config::DatabaseSettings;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, settings: &DatabaseSettings) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+            .connect_with(options.application_name("layer-server"))
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+impl_sql_store!(PgStore, Backend::Postgres);

@@ -1,0 +1,226 @@
+//! The test harness: a fresh database per test (SQLite file or Postgres database, chosen by
+//! LAYER_TEST_BACKEND), the real server spawned on 127.0.0.1:0, and HTTP helpers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use layer_server::config::Settings;
+use layer_server::store::{DynStore, Session, Timestamp};
+use layer_server::{admin, secrets, server};
+use reqwest::{Method, RequestBuilder};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const ACCEPT_V3: &str = "application/vnd.layer+json; version=3.0";
+
+pub fn backend() -> String {
+    std::env::var("LAYER_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+pub fn is_postgres() -> bool {
+    backend() == "postgres"
+}
+
+/// A fresh, empty database plus a scratch data directory.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend().as_str() {
+            "sqlite" => format!("sqlite://{}", dir.path().join("layer.db").display()),
+            "postgres" => create_pg_database().await,
+            other => panic!("LAYER_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
+        };
+        TestDb { url, dir }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Settings as the binary would load them from this environment.
+    pub fn settings(&self, extra: &[(&str, &str)]) -> Settings {
+        let mut env = vec![
+            ("DATABASE_URL".to_owned(), self.url.clone()),
+            (
+                "LAYER__DATA_DIR".to_owned(),
+                self.data_dir().display().to_string(),
+            ),
+            ("LAYER__HTTP__BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("LAYER__BOOTSTRAP__DEV_APP".to_owned(), "false".to_owned()),
+            (
+                "LAYER__DATABASE__MAX_CONNECTIONS".to_owned(),
+                "4".to_owned(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Settings::load_from(None, env).expect("test settings")
+    }
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("LAYER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("postgres URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+async fn create_pg_database() -> String {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let name = format!("layer_test_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("LAYER_TEST_BACKEND=postgres but {admin} does not answer: {e}"));
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    with_database(&admin, &name)
+}
+
+/// A running server with one app and a Bearer token for it.
+pub struct TestServer {
+    pub base: String,
+    pub store: DynStore,
+    pub app_id: Uuid,
+    pub token: String,
+    pub db: TestDb,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[(&str, &str)]) -> Self {
+        Self::start_on(TestDb::new().await, extra).await
+    }
+
+    pub async fn start_on(db: TestDb, extra: &[(&str, &str)]) -> Self {
+        let settings = db.settings(extra);
+        let store = server::prepare(&settings).await.expect("store opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server::serve(settings, store.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let app = admin::create_app(&*store, None, "test app").await.unwrap();
+        let (_, token) = admin::issue_token(&*store, app.id, None, "cli")
+            .await
+            .unwrap();
+        TestServer {
+            base,
+            store,
+            app_id: app.id,
+            token,
+            db,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A request with no headers at all.
+    pub fn raw(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// A Platform API request for this app: `path` is below `/apps/:app_uuid`.
+    pub fn platform(&self, method: Method, path: &str) -> RequestBuilder {
+        self.raw(method, &format!("/apps/{}{path}", self.app_id))
+            .header("accept", ACCEPT_V3)
+            .bearer_auth(&self.token)
+    }
+
+    /// A Client API request with the v3 Accept header.
+    pub fn client(&self, method: Method, path: &str) -> RequestBuilder {
+        self.raw(method, path).header("accept", ACCEPT_V3)
+    }
+
+    /// A live session for `user_id` (the session endpoint belongs to the Client API work; the
+    /// store call is what it will make).
+    pub async fn session_for(&self, user_id: &str) -> String {
+        let token = secrets::generate_token();
+        let now = Timestamp::now();
+        self.store
+            .create_session(
+                &secrets::sha256_hex(&token),
+                &Session {
+                    app_id: self.app_id,
+                    user_id: user_id.to_owned(),
+                    created_at: now,
+                    expires_at: now.plus_secs(3600),
+                },
+            )
+            .await
+            .unwrap();
+        token
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> TestDb {
+        let _ = self.shutdown.take().map(|tx| tx.send(()));
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server stops within 20 s")
+                .expect("server task")
+                .expect("server exits cleanly");
+        }
+        std::mem::replace(
+            &mut self.db,
+            TestDb {
+                url: String::new(),
+                dir: tempfile::tempdir().unwrap(),
+            },
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
