@@ -437,11 +437,17 @@ async fn declared_apps_and_tokens_from_configuration() {
     let db = TestDb::new().await;
     let app = uuid::Uuid::new_v4();
     let digest = layer_server::secrets::sha256_hex("hashed-elsewhere");
+    let key = layer_server::keys::DevKey::create(&db.data_dir().join("provider")).unwrap();
+    let key_file = db.data_dir().join("provider.pem");
+    std::fs::write(&key_file, &key.public_pem).unwrap();
+    let (kid, provider) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let file = db.data_dir().join("apps.toml");
     std::fs::write(
         &file,
         format!(
-            "[[apps]]\nid = \"layer:///apps/production/{app}\"\nname = \"Declared\"\ntokens = [\"plain-secret-token\"]\ntoken_sha256 = [\"{digest}\"]\n"
+            "[[apps]]\nid = \"layer:///apps/production/{app}\"\nname = \"Declared\"\ntokens = [\"plain-secret-token\"]\ntoken_sha256 = [\"{digest}\"]\n\
+             [[apps.keys]]\nid = \"layer:///keys/{kid}\"\nprovider_id = \"layer:///providers/{provider}\"\npublic_key_file = \"{}\"\n",
+            key_file.display()
         ),
     )
     .unwrap();
@@ -468,6 +474,16 @@ async fn declared_apps_and_tokens_from_configuration() {
         .await
         .unwrap();
     assert_eq!(store.tokens(Some(app)).await.unwrap().len(), 2);
+    let stored = store
+        .key(app, kid)
+        .await
+        .unwrap()
+        .expect("declared key stored");
+    assert_eq!(
+        (stored.provider_id, stored.public_key_pem.as_str()),
+        (provider, key.public_pem.as_str())
+    );
+    assert_eq!(store.keys(Some(app)).await.unwrap().len(), 1);
     store.close().await;
 
     let server = TestServer::start_on(db, &[]).await;
