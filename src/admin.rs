@@ -93,3 +93,12 @@ pub async fn add_key_file(
 pub fn parse_id(value: &str, what: &str, parse: fn(&str) -> Option<Uuid>) -> anyhow::Result<Uuid> {
     parse(value).with_context(|| format!("{value:?} is not a valid {what}"))
 }
+
+/// `parse_id` for an optional argument.
+pub fn parse_optional_id(
+    value: Option<&str>,
+    what: &str,
+    parse: fn(&str) -> Option<Uuid>,
+) -> anyhow::Result<Option<Uuid>> {
+    value.map(|v| parse_id(v, what, parse)).transpose()
+}

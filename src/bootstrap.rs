@@ -15,11 +15,11 @@ pub async fn provision_declared(store: &dyn Store, settings: &Settings) -> anyho
     use secrecy::ExposeSecret;
     for declared in &settings.apps {
         let id = admin::parse_id(&declared.id, "app id", ids::parse_app_id)?;
-        let provider = declared
-            .provider_id
-            .as_deref()
-            .map(|p| admin::parse_id(p, "provider id", ids::parse_provider_id))
-            .transpose()?;
+        let provider = admin::parse_optional_id(
+            declared.provider_id.as_deref(),
+            "provider id",
+            ids::parse_provider_id,
+        )?;
         let name = declared.name.clone().unwrap_or_else(|| id.to_string());
         let app = store.upsert_app(id, &name, provider).await?;
 
@@ -49,11 +49,11 @@ pub async fn provision_declared(store: &dyn Store, settings: &Settings) -> anyho
 
         for key in &declared.keys {
             let key_id = admin::parse_id(&key.id, "key id", ids::parse_key_id)?;
-            let key_provider = key
-                .provider_id
-                .as_deref()
-                .map(|p| admin::parse_id(p, "provider id", ids::parse_provider_id))
-                .transpose()?;
+            let key_provider = admin::parse_optional_id(
+                key.provider_id.as_deref(),
+                "provider id",
+                ids::parse_provider_id,
+            )?;
             let pem = match (&key.public_key, &key.public_key_file) {
                 (Some(pem), _) => pem.clone(),
                 (None, Some(file)) => std::fs::read_to_string(file)

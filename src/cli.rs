@@ -171,7 +171,7 @@ async fn admin_command(
         Command::Serve => unreachable!("handled by run"),
         Command::Migrate => println!("migrations applied"),
         Command::App(AppCommand::Create { id, name }) => {
-            let id = id.as_deref().map(app_arg).transpose()?;
+            let id = admin::parse_optional_id(id.as_deref(), "app id", ids::parse_app_id)?;
             let app = admin::create_app(store, id, &name).await?;
             println!("app_id\t{}", ids::app_uri(app.id));
             println!("uuid\t{}", app.id);
@@ -199,7 +199,7 @@ async fn admin_command(
             println!("{secret}");
         }
         Command::Token(TokenCommand::List { app }) => {
-            let app = app.as_deref().map(app_arg).transpose()?;
+            let app = admin::parse_optional_id(app.as_deref(), "app id", ids::parse_app_id)?;
             println!("ID\tAPP\tSOURCE\tCREATED\tREVOKED\tLABEL");
             for t in store.tokens(app).await? {
                 println!(
@@ -227,21 +227,19 @@ async fn admin_command(
             provider_id,
             key_id,
         }) => {
-            let provider_id = provider_id
-                .as_deref()
-                .map(|p| admin::parse_id(p, "provider id", ids::parse_provider_id))
-                .transpose()?;
-            let key_id = key_id
-                .as_deref()
-                .map(|k| admin::parse_id(k, "key id", ids::parse_key_id))
-                .transpose()?;
+            let provider_id = admin::parse_optional_id(
+                provider_id.as_deref(),
+                "provider id",
+                ids::parse_provider_id,
+            )?;
+            let key_id = admin::parse_optional_id(key_id.as_deref(), "key id", ids::parse_key_id)?;
             let key = admin::add_key_file(store, app_arg(&app)?, &public_key, key_id, provider_id)
                 .await?;
             println!("key_id\t{}", ids::key_uri(key.id));
             println!("provider_id\t{}", ids::provider_uri(key.provider_id));
         }
         Command::Key(KeyCommand::List { app }) => {
-            let app = app.as_deref().map(app_arg).transpose()?;
+            let app = admin::parse_optional_id(app.as_deref(), "app id", ids::parse_app_id)?;
             println!("KEY_ID\tAPP\tPROVIDER_ID\tSOURCE\tCREATED");
             for k in store.keys(app).await? {
                 println!(
