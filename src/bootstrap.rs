@@ -121,17 +121,17 @@ impl DevApp {
 === layer-server: development app created ===\n\
 App id:        layer:///apps/production/{app}\n\
 Bearer token:  {token}\n\
-               (shown once; only its SHA-256 is stored. More: layer-server token create --app {app})\n\
+\x20              (shown once; only its SHA-256 is stored. More: layer-server token create --app {app})\n\
 Identity key:  {key} (signs development identity tokens)\n\
 \n\
 Try the Platform API (create a user's identity, then read it):\n\
-  curl -sS -X PUT {base_url}/apps/{app}/users/alice/identity {headers} -H 'Content-Type: application/json' -d '{{\"display_name\":\"Alice\"}}'\n\
-  curl -sS {base_url}/apps/{app}/users/alice/identity {headers}\n\
+\x20 curl -sS -X PUT {base_url}/apps/{app}/users/alice/identity {headers} -H 'Content-Type: application/json' -d '{{\"display_name\":\"Alice\"}}'\n\
+\x20 curl -sS {base_url}/apps/{app}/users/alice/identity {headers}\n\
 \n\
 Log a client in as alice: get a nonce, mint an identity token for it, exchange it for a session:\n\
-  curl -sS -X POST {base_url}/nonces -H 'Accept: application/vnd.layer+json; version=3.0'\n\
-  layer-server dev-token --app {app} --user alice --nonce <nonce>\n\
-  (dev-token without --nonce mints a token with a fresh nonce of its own)\n\
+\x20 curl -sS -X POST {base_url}/nonces -H 'Accept: application/vnd.layer+json; version=3.0'\n\
+\x20 layer-server dev-token --app {app} --user alice --nonce <nonce>\n\
+\x20 (dev-token without --nonce mints a token with a fresh nonce of its own)\n\
 Point Layer SDKs at {base_url} with app id layer:///apps/production/{app}.\n\
 ==============================================\n",
             key = self.key_path.display(),
