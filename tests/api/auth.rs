@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::common::{json, TestServer, ACCEPT_V3};
+use crate::common::{json, TestServer};
 
 #[tokio::test]
 async fn bearer_token_variants() {
@@ -142,5 +142,4 @@ async fn session_tokens_in_header_or_query_and_challenges_with_a_nonce() {
             "and single use"
         );
     }
-    let _ = ACCEPT_V3;
 }
