@@ -1,10 +1,14 @@
 //! Persistence: the `Store` trait the services call, its records, and `open` which picks the
 //! backend from the database URL (`postgres://` or `sqlite:`). The store does no HTTP.
 
+mod messaging;
+mod messaging_sql;
 mod postgres;
 mod sql;
 mod sqlite;
 mod timestamp;
+mod users;
+mod users_sql;
 
 use std::sync::Arc;
 
@@ -13,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+pub use messaging::*;
 pub use timestamp::Timestamp;
+pub use users::{Badge, UserState, UserStore};
 
 use crate::config::Settings;
 
@@ -160,8 +166,10 @@ pub struct Pruned {
     pub dedup_entries: u64,
 }
 
+/// Everything the services persist. The foundation's methods are here; conversations, messages
+/// and per-user state live in the supertraits (one file each).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).
     async fn ping(&self) -> StoreResult<()>;

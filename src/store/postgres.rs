@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
+use super::users_sql::impl_user_store;
 use super::{Backend, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -28,3 +30,5 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, Backend::Postgres);
+impl_messaging_store!(PgStore);
+impl_user_store!(PgStore);

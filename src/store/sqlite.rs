@@ -7,7 +7,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
+use super::users_sql::impl_user_store;
 use super::{Backend, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -43,3 +45,5 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);
+impl_messaging_store!(SqliteStore);
+impl_user_store!(SqliteStore);

@@ -1,0 +1,97 @@
+//! Per-user state the Platform API manages (server-api.md §12): suspension, the external badge
+//! count, block lists and follows, plus the app's session TTL and ending a user's sessions.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{StoreResult, Timestamp};
+
+/// Suspension and badge settings of one user; users nobody configured have the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserState {
+    pub suspended: bool,
+    pub external_unread_count: Option<i64>,
+}
+
+/// `GET /users/:user_id/badge`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Badge {
+    pub external_unread_count: i64,
+    pub unread_conversation_count: i64,
+    pub unread_message_count: i64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// The user's state; the default for users never configured.
+    async fn user_state(&self, app_id: Uuid, user_id: &str) -> StoreResult<UserState>;
+    /// Suspends (also ending every session of the user) or reinstates.
+    async fn set_suspended(
+        &self,
+        app_id: Uuid,
+        user_id: &str,
+        suspended: bool,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn set_external_unread_count(
+        &self,
+        app_id: Uuid,
+        user_id: &str,
+        count: i64,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Unread counts over the conversations the user can see, plus the external count.
+    async fn badge(&self, app_id: Uuid, user_id: &str) -> StoreResult<Badge>;
+
+    /// The app's session TTL (`None`: the configured default).
+    async fn set_session_ttl(&self, app_id: Uuid, secs: Option<i64>) -> StoreResult<()>;
+    async fn session_ttl(&self, app_id: Uuid) -> StoreResult<Option<i64>>;
+    /// Ends every session of the user; how many there were.
+    async fn delete_sessions(&self, app_id: Uuid, user_id: &str) -> StoreResult<u64>;
+
+    /// The users `owner` blocked, oldest block first.
+    async fn blocks(&self, app_id: Uuid, owner: &str) -> StoreResult<Vec<String>>;
+    /// Replaces the whole block list of `owner` (blocks kept keep their original time).
+    async fn replace_blocks(
+        &self,
+        app_id: Uuid,
+        owner: &str,
+        blocked: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Those of `owners` who blocked `user`.
+    async fn blockers_among(
+        &self,
+        app_id: Uuid,
+        owners: &[String],
+        user: &str,
+    ) -> StoreResult<Vec<String>>;
+
+    /// `follower` explicitly follows each of `followed` (undoing earlier unfollows).
+    async fn follow(
+        &self,
+        app_id: Uuid,
+        follower: &str,
+        followed: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Records that `follower` unfollowed `followed`; sharing a conversation later does not
+    /// re-follow implicitly.
+    async fn unfollow(
+        &self,
+        app_id: Uuid,
+        follower: &str,
+        followed: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn is_following(&self, app_id: Uuid, follower: &str, followed: &str)
+        -> StoreResult<bool>;
+    /// The users `follower` follows, in order of following, at most `limit` after `after`.
+    async fn followed(
+        &self,
+        app_id: Uuid,
+        follower: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
+}
