@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod patch;
 pub mod render;
 pub mod secrets;
 pub mod server;
