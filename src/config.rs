@@ -19,6 +19,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     pub dedup: DedupSettings,
+    pub limits: LimitSettings,
     pub bootstrap: BootstrapSettings,
     #[serde(default)]
     pub apps: Vec<DeclaredApp>,
@@ -60,6 +61,14 @@ pub struct AuthSettings {
     pub nonce_ttl_secs: u64,
     pub session_ttl_secs: u64,
     pub clock_skew_secs: u64,
+}
+
+/// Limits Layer documented (server-api.md §3.3, §3.6, §1.5), configurable.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub max_participants: usize,
+    pub max_inline_part_bytes: usize,
+    pub max_page_size: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,7 @@ pub mod patch;
 pub mod render;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod version;

@@ -1,15 +1,359 @@
-//! Rendering of domain records into Layer's JSON, per API version: the one place where wire
-//! versions differ in output (handlers never branch on versions themselves).
+//! Rendering of domain records into Layer's JSON, per API version and perspective: the one place
+//! where wire versions differ in output (handlers never branch on versions themselves).
+//!
+//! A `View` fixes who looks (the system, a user through the Client API, or a user through the
+//! Platform API proxy), which decides URLs and the per-user fields, and the API version, which
+//! decides participant/sender shapes, part ids and `recipient_status` keys.
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
 use crate::http::Urls;
-use crate::store::Identity;
+use crate::ids;
+use crate::store::{
+    Announcement, Conversation, Identity, Message, Part, Sender, UserAnnouncement, UserConversation,
+};
 use crate::version::ApiVersion;
 
-/// A full Identity (server-api.md §3.2). Before 2.0 only the profile fields were returned.
+/// Who looks at the objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Perspective {
+    /// The Platform API's system view (`/apps/:app/conversations/...`).
+    System,
+    /// A user through the Client API (`/conversations/...`).
+    Client { user_id: String },
+    /// A user through the Platform API proxy (`/apps/:app/users/:user_id/...`).
+    Proxy { user_id: String },
+}
+
+impl Perspective {
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Perspective::System => None,
+            Perspective::Client { user_id } | Perspective::Proxy { user_id } => Some(user_id),
+        }
+    }
+}
+
+pub struct View<'a> {
+    pub version: ApiVersion,
+    pub urls: &'a Urls,
+    pub app_id: Uuid,
+    pub perspective: Perspective,
+    /// Identities of the users the rendered objects mention (for BasicIdentity objects).
+    pub identities: HashMap<String, Identity>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(
+        version: ApiVersion,
+        urls: &'a Urls,
+        app_id: Uuid,
+        perspective: Perspective,
+    ) -> Self {
+        View {
+            version,
+            urls,
+            app_id,
+            perspective,
+            identities: HashMap::new(),
+        }
+    }
+
+    pub fn with_identities(mut self, identities: Vec<Identity>) -> Self {
+        self.identities = identities
+            .into_iter()
+            .map(|i| (i.user_id.clone(), i))
+            .collect();
+        self
+    }
+
+    /// The URL prefix of the perspective's resources.
+    fn prefix(&self) -> String {
+        let base = self.urls.base();
+        match &self.perspective {
+            Perspective::System => format!("{base}/apps/{}", self.app_id),
+            Perspective::Client { .. } => base.to_owned(),
+            Perspective::Proxy { user_id } => format!(
+                "{base}/apps/{}/users/{}",
+                self.app_id,
+                ids::encode_component(user_id)
+            ),
+        }
+    }
+
+    pub fn conversation_url(&self, id: Uuid) -> String {
+        format!("{}/conversations/{id}", self.prefix())
+    }
+
+    /// A relative `Location` for a conversation (followed by clients on the same origin).
+    pub fn conversation_location(&self, id: Uuid) -> String {
+        let url = self.conversation_url(id);
+        url.strip_prefix(self.urls.base())
+            .map_or(url.clone(), str::to_owned)
+    }
+
+    pub fn message_url(&self, conversation_id: Uuid, id: Uuid) -> String {
+        match self.perspective {
+            Perspective::System => format!(
+                "{}/conversations/{conversation_id}/messages/{id}",
+                self.prefix()
+            ),
+            _ => format!("{}/messages/{id}", self.prefix()),
+        }
+    }
+
+    pub fn identity_url(&self, user_id: &str) -> String {
+        match self.perspective {
+            Perspective::System => self.urls.platform_identity(self.app_id, user_id),
+            _ => format!(
+                "{}/identities/{}",
+                self.prefix(),
+                ids::encode_component(user_id)
+            ),
+        }
+    }
+
+    /// `{id, url, user_id, display_name, avatar_url}` (2.0+).
+    pub fn basic_identity(&self, user_id: &str) -> Value {
+        let identity = self.identities.get(user_id);
+        json!({
+            "id": ids::identity_uri(user_id),
+            "url": self.identity_url(user_id),
+            "user_id": user_id,
+            "display_name": identity.and_then(|i| i.display_name.clone()),
+            "avatar_url": identity.and_then(|i| i.avatar_url.clone()),
+        })
+    }
+
+    /// A user reference: the user id (1.x) or a BasicIdentity (2.0+).
+    pub fn user_ref(&self, user_id: &str) -> Value {
+        if self.version.has_identities() {
+            self.basic_identity(user_id)
+        } else {
+            Value::String(user_id.to_owned())
+        }
+    }
+
+    /// The key of a user in `recipient_status`.
+    fn user_key(&self, user_id: &str) -> String {
+        if self.version.has_identities() {
+            ids::identity_uri(user_id)
+        } else {
+            user_id.to_owned()
+        }
+    }
+
+    /// A full Identity (server-api.md §3.2). Before 2.0 only the profile fields were returned.
+    pub fn identity(&self, identity: &Identity) -> Value {
+        identity_json(self.urls, self.version, identity)
+    }
+
+    /// The system view of a conversation.
+    pub fn conversation(&self, conversation: &Conversation) -> Value {
+        let url = self.conversation_url(conversation.id);
+        json!({
+            "id": conversation_uri(conversation.id),
+            "messages_url": format!("{url}/messages"),
+            "url": url,
+            "created_at": conversation.created_at.to_iso(),
+            "participants": conversation
+                .participants
+                .iter()
+                .map(|u| self.user_ref(u))
+                .collect::<Vec<_>>(),
+            "distinct": conversation.is_distinct(),
+            "metadata": conversation.metadata,
+        })
+    }
+
+    /// A user's view: plus `last_message`, unread and total counts; `participants` is empty for
+    /// users who are no longer participants.
+    pub fn user_conversation(&self, view: &UserConversation) -> Value {
+        let mut value = self.conversation(&view.conversation);
+        let map = value.as_object_mut().expect("an object literal");
+        if !view.membership.is_participant {
+            map.insert("participants".into(), json!([]));
+        }
+        map.insert(
+            "last_message".into(),
+            view.last_message
+                .as_ref()
+                .map_or(Value::Null, |m| self.message(m)),
+        );
+        map.insert(
+            "unread_message_count".into(),
+            view.unread_message_count.into(),
+        );
+        map.insert(
+            "total_message_count".into(),
+            view.total_message_count.into(),
+        );
+        value
+    }
+
+    fn sender(&self, sender: &Sender) -> Value {
+        match (sender, self.version.has_identities()) {
+            (Sender::User(user), false) => json!({"user_id": user, "name": null}),
+            (Sender::Name(name), false) => json!({"user_id": null, "name": name}),
+            (Sender::User(user), true) => self.basic_identity(user),
+            // A 1.x system sender seen through 2.0+: no identity to point at.
+            (Sender::Name(name), true) => json!({
+                "id": null, "url": null, "user_id": null, "display_name": name, "avatar_url": null,
+            }),
+        }
+    }
+
+    pub fn part(&self, message_id: Uuid, message_url: &str, index: usize, part: &Part) -> Value {
+        if self.version >= ApiVersion::V3_0 {
+            json!({
+                "id": format!("layer:///messages/{message_id}/parts/{}", part.id),
+                "url": format!("{message_url}/parts/{}", part.id),
+                "message_url": message_url,
+                "mime_type": part.mime_type,
+                "body": part.body,
+                "encoding": part.encoding,
+                "content": part.content,
+                "updated_at": part.updated_at.map(|t| t.to_iso()),
+            })
+        } else {
+            json!({
+                "id": format!("layer:///messages/{message_id}/parts/{index}"),
+                "mime_type": part.mime_type,
+                "body": part.body,
+                "encoding": part.encoding,
+                "content": part.content,
+            })
+        }
+    }
+
+    pub fn parts(&self, message: &Message) -> Vec<Value> {
+        let url = self.message_url(message.conversation_id, message.id);
+        message
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.part(message.id, &url, i, p))
+            .collect()
+    }
+
+    /// A message, with the per-user fields filled in for a user perspective.
+    pub fn message(&self, message: &Message) -> Value {
+        let url = self.message_url(message.conversation_id, message.id);
+        let viewer = self.perspective.user_id();
+        let status: Map<String, Value> = message
+            .recipient_status
+            .iter()
+            .map(|(user, s)| (self.user_key(user), Value::from(s.as_str())))
+            .collect();
+        let is_unread = viewer.map(|me| {
+            message.sender.user_id() != Some(me)
+                && message
+                    .status_of(me)
+                    .is_some_and(|s| s < crate::store::ReceiptStatus::Read)
+        });
+        let conversation_url = self.conversation_url(message.conversation_id);
+        json!({
+            "id": message_uri(message.id),
+            "url": url,
+            "receipts_url": viewer.map(|_| format!("{url}/receipts")),
+            "position": message.position,
+            "conversation": {
+                "id": conversation_uri(message.conversation_id),
+                "url": conversation_url,
+            },
+            "parts": self.parts(message),
+            "sent_at": message.sent_at.to_iso(),
+            "received_at": viewer.map(|_| message.sent_at.to_iso()),
+            "sender": self.sender(&message.sender),
+            "is_unread": is_unread,
+            "recipient_status": status,
+            "notification": null,
+            "reply_to": null,
+            "updated_at": message.updated_at.map(|t| t.to_iso()),
+        })
+    }
+
+    fn announcement_url(&self, id: Uuid) -> String {
+        format!("{}/announcements/{id}", self.prefix())
+    }
+
+    pub fn announcement(&self, announcement: &Announcement) -> Value {
+        let url = self.announcement_url(announcement.id);
+        let parts: Vec<Value> = announcement
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut part = self.part(announcement.id, &url, i, p);
+                if let Some(id) = part.get_mut("id") {
+                    *id = Value::String(format!(
+                        "layer:///announcements/{}/parts/{}",
+                        announcement.id,
+                        if self.version >= ApiVersion::V3_0 {
+                            p.id.to_string()
+                        } else {
+                            i.to_string()
+                        }
+                    ));
+                }
+                part
+            })
+            .collect();
+        json!({
+            "id": format!("layer:///announcements/{}", announcement.id),
+            "url": url,
+            "sent_at": announcement.sent_at.to_iso(),
+            "recipients": announcement
+                .recipients
+                .iter()
+                .map(|u| Value::String(self.user_key(u)))
+                .collect::<Vec<_>>(),
+            "sender": self.sender(&announcement.sender),
+            "parts": parts,
+        })
+    }
+
+    /// An announcement as its recipient sees it (Client API).
+    pub fn user_announcement(&self, view: &UserAnnouncement) -> Value {
+        let mut value = self.announcement(&view.announcement);
+        let map = value.as_object_mut().expect("an object literal");
+        let url = self.announcement_url(view.announcement.id);
+        map.insert("receipts_url".into(), format!("{url}/receipts").into());
+        map.insert(
+            "is_unread".into(),
+            (view.status < crate::store::ReceiptStatus::Read).into(),
+        );
+        map.insert("conversation".into(), Value::Null);
+        if let Some(me) = self.perspective.user_id() {
+            map.insert(
+                "recipient_status".into(),
+                json!({ self.user_key(me): view.status.as_str() }),
+            );
+        }
+        value
+    }
+}
+
+pub fn conversation_uri(id: Uuid) -> String {
+    format!("layer:///conversations/{id}")
+}
+
+pub fn message_uri(id: Uuid) -> String {
+    format!("layer:///messages/{id}")
+}
+
+/// A full Identity (server-api.md §3.2). Before 2.0 only the profile fields were returned, plus
+/// `user_id`, which the Python client requires.
 pub fn identity(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value {
+    identity_json(urls, version, identity)
+}
+
+fn identity_json(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value {
     let mut value = json!({
+        "user_id": identity.user_id,
         "display_name": identity.display_name,
         "avatar_url": identity.avatar_url,
         "first_name": identity.first_name,
@@ -21,16 +365,12 @@ pub fn identity(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value 
     });
     if version.has_identities() {
         let map = value.as_object_mut().expect("an object literal");
-        map.insert(
-            "id".into(),
-            crate::ids::identity_uri(&identity.user_id).into(),
-        );
+        map.insert("id".into(), ids::identity_uri(&identity.user_id).into());
         map.insert(
             "url".into(),
             urls.platform_identity(identity.app_id, &identity.user_id)
                 .into(),
         );
-        map.insert("user_id".into(), identity.user_id.clone().into());
         map.insert(
             "identity_type".into(),
             identity.identity_type.clone().into(),

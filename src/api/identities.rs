@@ -163,3 +163,87 @@ pub async fn replace_identity(
     state.store.put_identity(&identity).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The identity fields a PATCH may set (plus `metadata` and `metadata.<key>`).
+const PATCHABLE: &[&str] = &[
+    "display_name",
+    "avatar_url",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "email_address",
+    "identity_type",
+    "public_key",
+];
+
+/// PATCH (Layer Patch): `set` on profile fields, `set`/`delete` on `metadata.<key>`; atomic.
+pub async fn patch_identity(
+    State(state): State<AppState>,
+    caller: AppCaller,
+    Path((_, user_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    use crate::patch::{OpKind, Patch};
+    let patch = Patch::from_slice(&body).map_err(|err| {
+        if err.is_structural() {
+            ApiError::invalid_request(err.to_string())
+        } else {
+            ApiError::invalid_property(err.property.as_deref().unwrap_or(""), err.to_string())
+        }
+    })?;
+    for (index, op) in patch.0.iter().enumerate() {
+        let allowed = match (op.kind, op.root(), op.path.len()) {
+            (OpKind::Set, root, 1) => PATCHABLE.contains(&root) || root == "metadata",
+            (OpKind::Set | OpKind::Delete, "metadata", 2) => true,
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::invalid_property(
+                &op.property,
+                format!(
+                    "operation {index} ({} {:?}): identities accept set on profile fields and \
+                     set/delete on metadata.<key> only.",
+                    op.kind.as_str(),
+                    op.property
+                ),
+            ));
+        }
+    }
+    let current = state
+        .store
+        .identity(caller.app_id, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No identity exists for the specified user."))?;
+    let mut doc = crate::render::identity(&state.urls, ApiVersion::V1_0, &current);
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("identity_type".into(), current.identity_type.clone().into());
+    }
+    patch.apply(&mut doc, &|_| None).map_err(|err| {
+        ApiError::invalid_property(err.property.as_deref().unwrap_or(""), err.to_string())
+    })?;
+    let body: IdentityBody = serde_json::from_value(doc).map_err(|err| {
+        ApiError::invalid_property(
+            "identity",
+            format!("Invalid identity after the patch: {err}"),
+        )
+    })?;
+    let mut identity = body.into_identity(caller.app_id, &user_id, Timestamp::now())?;
+    identity.created_at = current.created_at;
+    state.store.put_identity(&identity).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// DELETE: 204; 404 for a user without an identity.
+pub async fn delete_identity(
+    State(state): State<AppState>,
+    caller: AppCaller,
+    Path((_, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    if state.store.delete_identity(caller.app_id, &user_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(
+            "No identity exists for the specified user.",
+        ))
+    }
+}

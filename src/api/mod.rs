@@ -1,34 +1,161 @@
 //! The Layer API routers: the Client API at the root and the Platform API under
-//! `/apps/:app_uuid`. Handlers are thin: parse, call the store/services, render for the version.
+//! `/apps/:app_uuid`. Handlers are thin: parse, call the services, render for the version.
+//!
+//! The routes that act as a user (`user_routes`) are mounted twice: at the root for Client API
+//! sessions, and under `/apps/:app_uuid/users/:user_id` for the Platform API proxy. The same
+//! handlers serve the Platform API's own conversation and message routes; the `Actor` tells
+//! them who is asking.
 
+mod announcements;
+mod conversations;
 mod identities;
+mod messages;
 mod root;
 
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::response::Response;
+use axum::routing::{get, post};
 use axum::Router;
+use serde_json::Value;
 
-use crate::http::{auth, dedup, AppState};
+use crate::error::ApiResult;
+use crate::http::auth::Actor;
+use crate::http::{auth, dedup, json_response, AppState};
+use crate::render::View;
+use crate::version::ApiVersion;
+
+/// A renderer for the actor, with the identities of `users` loaded (2.0+ renders them).
+pub(crate) async fn view_for<'a>(
+    state: &'a AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    mut users: Vec<String>,
+) -> ApiResult<View<'a>> {
+    let view = View::new(
+        version,
+        &state.urls,
+        actor.app_id,
+        actor.perspective.clone(),
+    );
+    if !version.has_identities() || users.is_empty() {
+        return Ok(view);
+    }
+    users.sort();
+    users.dedup();
+    let identities = state.store.identities_of(actor.app_id, &users).await?;
+    Ok(view.with_identities(identities))
+}
+
+const LAYER_COUNT: HeaderName = HeaderName::from_static("layer-count");
+
+/// A page of a list: the JSON array, and the total of the whole list in `Layer-Count`.
+pub(crate) fn listing_response(items: &[Value], total: i64) -> Response {
+    let mut response = json_response(StatusCode::OK, &items);
+    response
+        .headers_mut()
+        .insert(LAYER_COUNT, HeaderValue::from(total));
+    response
+}
+
+/// What a user does: the Client API's REST surface, also reachable through the proxy.
+fn user_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/conversations",
+            get(conversations::list).post(conversations::create),
+        )
+        .route(
+            "/conversations/{conversation_id}",
+            get(conversations::get)
+                .patch(conversations::patch)
+                .delete(conversations::delete),
+        )
+        .route(
+            "/conversations/{conversation_id}/mark_all_read",
+            post(conversations::mark_all_read),
+        )
+        .route(
+            "/conversations/{conversation_id}/messages",
+            get(messages::list).post(messages::send),
+        )
+        .route(
+            "/messages/{message_id}",
+            get(messages::get).delete(messages::delete),
+        )
+        .route("/messages/{message_id}/receipts", post(messages::receipt))
+        .route(
+            "/messages/{message_id}/parts",
+            get(messages::list_parts)
+                .post(messages::add_part)
+                .put(messages::replace_parts),
+        )
+        .route(
+            "/messages/{message_id}/parts/{part_id}",
+            get(messages::get_part)
+                .put(messages::update_part)
+                .delete(messages::delete_part),
+        )
+        .route("/announcements", get(announcements::list))
+        .route(
+            "/announcements/{announcement_id}",
+            get(announcements::get).delete(announcements::delete),
+        )
+        .route(
+            "/announcements/{announcement_id}/receipts",
+            post(announcements::receipt),
+        )
+}
 
 /// Client API routes (session-token auth).
 pub fn client_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(root::root))
         .route("/ping", get(root::ping))
-        .route("/nonces", axum::routing::post(root::create_nonce))
+        .route("/nonces", post(root::create_nonce))
+        .merge(user_routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::resolve_session))
 }
 
 /// Platform API routes, nested under `/apps/{app_uuid}` (Bearer auth).
 pub fn platform_routes(state: AppState) -> Router<AppState> {
+    const MESSAGE: &str = "/conversations/{conversation_id}/messages/{message_id}";
     Router::new()
+        .route("/conversations", post(conversations::create))
+        .route(
+            "/conversations/{conversation_id}",
+            get(conversations::get)
+                .patch(conversations::patch)
+                .delete(conversations::delete),
+        )
+        .route(
+            "/conversations/{conversation_id}/messages",
+            get(messages::list).post(messages::send),
+        )
+        .route(MESSAGE, get(messages::get).delete(messages::delete))
+        .route(
+            &format!("{MESSAGE}/parts"),
+            get(messages::list_parts)
+                .post(messages::add_part)
+                .put(messages::replace_parts),
+        )
+        .route(
+            &format!("{MESSAGE}/parts/{{part_id}}"),
+            get(messages::get_part)
+                .put(messages::update_part)
+                .delete(messages::delete_part),
+        )
+        .route("/announcements", post(announcements::announce))
         .route(
             "/users/{user_id}/identity",
             get(identities::get_identity)
                 .post(identities::create_identity)
-                .put(identities::replace_identity),
+                .put(identities::replace_identity)
+                .patch(identities::patch_identity)
+                .delete(identities::delete_identity),
         )
+        .nest("/users/{user_id}", user_routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::require_bearer))
 }

@@ -206,3 +206,47 @@ impl<S: Send + Sync> FromRequestParts<S> for AppCaller {
         }
     }
 }
+
+/// Who acts on conversations, messages and announcements, and from which perspective: the app
+/// itself (Platform API), a user (Client API session), or the app acting as a user through the
+/// Platform API proxy (`/apps/:app_uuid/users/:user_id/...`). One handler serves all three.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub app_id: Uuid,
+    pub perspective: crate::render::Perspective,
+}
+
+impl Actor {
+    /// The acting user, unless the system acts.
+    pub fn user_id(&self) -> Option<&str> {
+        self.perspective.user_id()
+    }
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        use crate::render::Perspective;
+        match parts.extensions.get::<Caller>().cloned() {
+            Some(Caller::User { app_id, user_id }) => Ok(Actor {
+                app_id,
+                perspective: Perspective::Client { user_id },
+            }),
+            Some(Caller::App { app_id }) => {
+                let ids = super::extract::PathIds::from_request_parts(parts, state).await?;
+                let perspective = match ids.get("user_id") {
+                    Some(user_id) => Perspective::Proxy {
+                        user_id: crate::service::checked_user_id(user_id)?,
+                    },
+                    None => Perspective::System,
+                };
+                Ok(Actor {
+                    app_id,
+                    perspective,
+                })
+            }
+            None => Err(challenge(state, "Authentication is required.").await),
+        }
+    }
+}

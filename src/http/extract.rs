@@ -54,3 +54,39 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for LayerJson<T> {
             })
     }
 }
+
+/// The path parameters of a route, by name (percent-decoded). One handler serves the same
+/// resource under several prefixes (Client API, Platform API, the Platform proxy), whose
+/// parameter lists differ; handlers ask for the ones they need.
+pub struct PathIds(std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::invalid_request("The URL path is not valid UTF-8."))?;
+        Ok(PathIds(
+            raw.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        ))
+    }
+}
+
+impl PathIds {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// A UUID path segment (bare or as a Layer URI); unparseable ids name nothing: 404.
+    pub fn uuid(&self, name: &str, what: &str) -> ApiResult<uuid::Uuid> {
+        self.get(name)
+            .and_then(|v| {
+                let bare = v.rsplit('/').next().unwrap_or(v);
+                uuid::Uuid::try_parse(bare).ok()
+            })
+            .ok_or_else(|| ApiError::not_found(format!("The {what} could not be found.")))
+    }
+}

@@ -1,223 +1,1354 @@
-//! The SQL of `MessagingStore` (one body for both backends; see `sql.rs`).
+//! The SQL of `MessagingStore`, one body for both backends (see `sql.rs`). Writes that read
+//! first start with an `update` of the conversation or message row: it takes the row lock on
+//! Postgres and the write lock on SQLite before anything is read, so concurrent writers
+//! serialize instead of failing on a stale snapshot.
+
 macro_rules! impl_messaging_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        use $crate::store::messaging_sql::{visible_range, StoredPart};
+
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        /// Row of `conversations` in select order.
+        type ConversationRow = (
+            uuid::Uuid,
+            $crate::store::Timestamp,
+            Option<String>,
+            sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+            i64,
+            i64,
+            Option<$crate::store::Timestamp>,
+        );
+        const CONVERSATION_COLUMNS: &str =
+            "id, created_at, distinct_key, metadata, last_position, revision, deleted_at";
+
+        type MessageRow = (
+            uuid::Uuid,
+            uuid::Uuid,
+            i64,
+            Option<String>,
+            Option<String>,
+            $crate::store::Timestamp,
+            Option<$crate::store::Timestamp>,
+            Option<sqlx::types::Json<serde_json::Value>>,
+        );
+        const MESSAGE_COLUMNS: &str =
+            "id, conversation_id, position, sender_user_id, sender_name, sent_at, updated_at, notification";
+
+        type PartRow = (
+            uuid::Uuid,
+            uuid::Uuid,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<sqlx::types::Json<serde_json::Value>>,
+            Option<$crate::store::Timestamp>,
+        );
+
+        fn sender_of(user: Option<String>, name: Option<String>) -> $crate::store::Sender {
+            match (user, name) {
+                (Some(user), _) => $crate::store::Sender::User(user),
+                (None, name) => $crate::store::Sender::Name(name.unwrap_or_default()),
+            }
+        }
+
+        fn sender_columns(sender: &$crate::store::Sender) -> (Option<&str>, Option<&str>) {
+            match sender {
+                $crate::store::Sender::User(user) => (Some(user.as_str()), None),
+                $crate::store::Sender::Name(name) => (None, Some(name.as_str())),
+            }
+        }
+
+        fn part_of(row: PartRow) -> (uuid::Uuid, $crate::store::Part) {
+            let (message_id, id, mime_type, body, encoding, content, updated_at) = row;
+            (
+                message_id,
+                $crate::store::Part {
+                    id,
+                    mime_type,
+                    body,
+                    encoding,
+                    content: content.map(|c| c.0),
+                    updated_at,
+                },
+            )
+        }
+
+        impl $store {
+            async fn load_conversation(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Conversation>> {
+                let row: Option<ConversationRow> = sqlx::query_as(&format!(
+                    "select {CONVERSATION_COLUMNS} from conversations where app_id = $1 and id = $2"
+                ))
+                .bind(app_id)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some((id, created_at, distinct_key, metadata, last_position, revision, deleted_at)) = row
+                else {
+                    return Ok(None);
+                };
+                let participants = sqlx::query_scalar(
+                    "select user_id from conversation_members
+                     where app_id = $1 and conversation_id = $2 and is_participant
+                     order by seq",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(Some($crate::store::Conversation {
+                    app_id,
+                    id,
+                    created_at,
+                    distinct_key,
+                    metadata: metadata.0,
+                    participants,
+                    last_position,
+                    revision,
+                    deleted_at,
+                }))
+            }
+
+            async fn load_membership(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                conversation_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Membership>> {
+                let row: Option<(bool, Option<i64>, Option<i64>)> = sqlx::query_as(
+                    "select is_participant, left_position, hidden_position from conversation_members
+                     where app_id = $1 and conversation_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                Ok(row.map(|(is_participant, left_position, hidden_position)| {
+                    $crate::store::Membership {
+                        is_participant,
+                        left_position,
+                        hidden_position,
+                    }
+                }))
+            }
+
+            /// Full messages (parts, receipts) for these ids, in the order of `ids`.
+            async fn load_messages(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                ids: &[uuid::Uuid],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Message>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {MESSAGE_COLUMNS} from messages where app_id = "
+                ));
+                query.push_bind(app_id).push(" and id in (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                let rows: Vec<MessageRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "select message_id, id, mime_type, body, encoding, content, updated_at
+                     from message_parts where app_id = ",
+                );
+                query.push_bind(app_id).push(" and message_id in (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(") order by seq");
+                let parts: Vec<PartRow> = query.build_query_as().fetch_all(&mut *conn).await?;
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "select r.message_id, r.user_id, r.status from message_recipients r
+                     left join conversation_members m on m.app_id = r.app_id
+                        and m.conversation_id = r.conversation_id and m.user_id = r.user_id
+                     where r.app_id = ",
+                );
+                query.push_bind(app_id).push(" and r.message_id in (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(") and r.status >= 0 order by m.seq, r.user_id");
+                let receipts: Vec<(uuid::Uuid, String, i16)> =
+                    query.build_query_as().fetch_all(&mut *conn).await?;
+
+                let mut by_id: std::collections::HashMap<uuid::Uuid, $crate::store::Message> = rows
+                    .into_iter()
+                    .map(|(id, conversation_id, position, user, name, sent_at, updated_at, notification)| {
+                        (
+                            id,
+                            $crate::store::Message {
+                                app_id,
+                                id,
+                                conversation_id,
+                                position,
+                                sender: sender_of(user, name),
+                                sent_at,
+                                updated_at,
+                                notification: notification.map(|n| n.0),
+                                parts: Vec::new(),
+                                recipient_status: Vec::new(),
+                            },
+                        )
+                    })
+                    .collect();
+                for row in parts {
+                    let (message_id, part) = part_of(row);
+                    if let Some(message) = by_id.get_mut(&message_id) {
+                        message.parts.push(part);
+                    }
+                }
+                for (message_id, user_id, status) in receipts {
+                    if let Some(message) = by_id.get_mut(&message_id) {
+                        message
+                            .recipient_status
+                            .push((user_id, $crate::store::ReceiptStatus::from_i16(status)));
+                    }
+                }
+                Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+            }
+
+            /// Members who share a conversation follow each other (unless one unfollowed).
+            async fn follow_each_other(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                users: &[String],
+                others: &[String],
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                let pairs: Vec<(&String, &String)> = users
+                    .iter()
+                    .flat_map(|a| others.iter().map(move |b| (a, b)))
+                    .filter(|(a, b)| a != b)
+                    .flat_map(|(a, b)| [(a, b), (b, a)])
+                    .collect();
+                for chunk in pairs.chunks(1000) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "insert into follows (app_id, follower_user_id, followed_user_id, following, created_at) ",
+                    );
+                    query.push_values(chunk, |mut row, (a, b)| {
+                        row.push_bind(app_id)
+                            .push_bind(a.as_str())
+                            .push_bind(b.as_str())
+                            .push_bind(true)
+                            .push_bind(at);
+                    });
+                    query.push(" on conflict do nothing");
+                    query.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_parts(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                first_seq: i32,
+                parts: &[$crate::store::Part],
+            ) -> $crate::store::StoreResult<()> {
+                if parts.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "insert into message_parts
+                        (app_id, message_id, id, seq, mime_type, body, encoding, content, updated_at) ",
+                );
+                query.push_values(parts.iter().zip(first_seq..), |mut row, (part, seq)| {
+                    row.push_bind(app_id)
+                        .push_bind(message_id)
+                        .push_bind(part.id)
+                        .push_bind(seq)
+                        .push_bind(part.mime_type.as_str())
+                        .push_bind(part.body.as_deref())
+                        .push_bind(part.encoding.as_deref())
+                        .push_bind(part.content.as_ref().map(sqlx::types::Json))
+                        .push_bind(part.updated_at);
+                });
+                query.build().execute(&mut *conn).await?;
+                Ok(())
+            }
+
+            /// Stamps the message's `updated_at` (taking the write lock); false when it is gone.
+            async fn touch_message(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<bool> {
+                let touched = sqlx::query("update messages set updated_at = $3 where app_id = $1 and id = $2")
+                    .bind(app_id)
+                    .bind(message_id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                Ok(touched == 1)
+            }
+
+            async fn load_user_conversation(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::UserConversation>> {
+                let Some(conversation) = Self::load_conversation(conn, app_id, id).await? else {
+                    return Ok(None);
+                };
+                if conversation.deleted_at.is_some() {
+                    return Ok(None);
+                }
+                let Some(membership) = Self::load_membership(conn, app_id, id, user_id).await? else {
+                    return Ok(None);
+                };
+                if membership
+                    .hidden_position
+                    .is_some_and(|hidden| conversation.last_position <= hidden)
+                {
+                    return Ok(None);
+                }
+                let (low, high) = visible_range(&membership);
+                let (total, unread): (i64, i64) = sqlx::query_as(
+                    "select count(*),
+                            coalesce(sum(case when r.status < 2 and r.user_id is not null then 1 else 0 end), 0)
+                     from messages m
+                     left join message_recipients r on r.app_id = m.app_id and r.message_id = m.id
+                        and r.user_id = $3
+                     where m.app_id = $1 and m.conversation_id = $2
+                       and m.position > $4 and m.position <= $5
+                       and (r.hidden is null or not r.hidden)",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .bind(low)
+                .bind(high)
+                .fetch_one(&mut *conn)
+                .await?;
+                let last_id: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "select m.id from messages m
+                     where m.app_id = $1 and m.conversation_id = $2
+                       and m.position > $4 and m.position <= $5
+                       and not exists (select 1 from message_recipients r
+                           where r.app_id = m.app_id and r.message_id = m.id and r.user_id = $3 and r.hidden)
+                     order by m.position desc limit 1",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .bind(low)
+                .bind(high)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let last_message = match last_id {
+                    Some(last) => Self::load_messages(conn, app_id, &[last]).await?.pop(),
+                    None => None,
+                };
+                Ok(Some($crate::store::UserConversation {
+                    conversation,
+                    membership,
+                    unread_message_count: unread,
+                    total_message_count: total,
+                    last_message,
+                }))
+            }
+
+            async fn load_announcement(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Announcement>> {
+                let row: Option<(
+                    Option<String>,
+                    Option<String>,
+                    $crate::store::Timestamp,
+                    sqlx::types::Json<Vec<StoredPart>>,
+                    Option<sqlx::types::Json<serde_json::Value>>,
+                )> = sqlx::query_as(
+                    "select sender_user_id, sender_name, sent_at, parts, notification
+                     from announcements where app_id = $1 and id = $2",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some((user, name, sent_at, parts, notification)) = row else {
+                    return Ok(None);
+                };
+                let recipients = sqlx::query_scalar(
+                    "select user_id from announcement_recipients
+                     where app_id = $1 and announcement_id = $2 order by seq",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(Some($crate::store::Announcement {
+                    app_id,
+                    id,
+                    sender: sender_of(user, name),
+                    sent_at,
+                    notification: notification.map(|n| n.0),
+                    parts: parts.0.into_iter().map(StoredPart::into_part).collect(),
+                    recipients,
+                }))
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::MessagingStore for $store {
             async fn create_conversation(
                 &self,
-                _new: &$crate::store::NewConversation,
+                new: &$crate::store::NewConversation,
             ) -> $crate::store::StoreResult<$crate::store::CreateConversation> {
-                todo!()
+                use $crate::store::CreateConversation;
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "insert into conversations (app_id, id, created_at, distinct_key, metadata)
+                     values ($1, $2, $3, $4, $5) on conflict do nothing",
+                )
+                .bind(new.app_id)
+                .bind(new.id)
+                .bind(new.created_at)
+                .bind(&new.distinct_key)
+                .bind(sqlx::types::Json(&new.metadata))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    // Either the id is taken or a live distinct conversation has these participants.
+                    if let Some(existing) = Self::load_conversation(&mut tx, new.app_id, new.id).await? {
+                        return Ok(CreateConversation::IdInUse(existing));
+                    }
+                    let existing: Option<uuid::Uuid> = sqlx::query_scalar(
+                        "select id from conversations
+                         where app_id = $1 and distinct_key = $2 and deleted_at is null",
+                    )
+                    .bind(new.app_id)
+                    .bind(&new.distinct_key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(id) = existing {
+                        if let Some(existing) = Self::load_conversation(&mut tx, new.app_id, id).await? {
+                            return Ok(CreateConversation::DistinctExists(existing));
+                        }
+                    }
+                    return Err($crate::store::StoreError::Conflict("conversations".into()));
+                }
+                if !new.participants.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "insert into conversation_members
+                            (app_id, conversation_id, user_id, seq, is_participant, joined_at) ",
+                    );
+                    query.push_values(new.participants.iter().zip(0i64..), |mut row, (user, seq)| {
+                        row.push_bind(new.app_id)
+                            .push_bind(new.id)
+                            .push_bind(user.as_str())
+                            .push_bind(seq)
+                            .push_bind(true)
+                            .push_bind(new.created_at);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                    Self::follow_each_other(&mut tx, new.app_id, &new.participants, &new.participants, new.created_at)
+                        .await?;
+                }
+                let created = Self::load_conversation(&mut tx, new.app_id, new.id)
+                    .await?
+                    .ok_or_else(|| $crate::store::StoreError::Conflict("conversations".into()))?;
+                tx.commit().await?;
+                Ok(CreateConversation::Created(created))
             }
+
             async fn conversation(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::Conversation>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                Self::load_conversation(&mut conn, app_id, id).await
             }
+
             async fn update_conversation(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
-                _revision: i64,
-                _change: &$crate::store::ConversationChange,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                revision: i64,
+                change: &$crate::store::ConversationChange,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
-                todo!()
+                use $crate::store::Updated;
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "update conversations set revision = revision + 1, metadata = $4, distinct_key = $5
+                     where app_id = $1 and id = $2 and revision = $3 and deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(revision)
+                .bind(sqlx::types::Json(&change.metadata))
+                .bind(&change.distinct_key)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    let live: Option<Option<$crate::store::Timestamp>> =
+                        sqlx::query_scalar("select deleted_at from conversations where app_id = $1 and id = $2")
+                            .bind(app_id)
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Ok(match live {
+                        Some(None) => Updated::Stale,
+                        _ => Updated::NotFound,
+                    });
+                }
+                let members: Vec<(String, bool)> = sqlx::query_as(
+                    "select user_id, is_participant from conversation_members
+                     where app_id = $1 and conversation_id = $2",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let wanted: std::collections::HashSet<&str> =
+                    change.participants.iter().map(String::as_str).collect();
+                for (user, is_participant) in &members {
+                    if *is_participant && !wanted.contains(user.as_str()) {
+                        sqlx::query(
+                            "update conversation_members set is_participant = false,
+                                left_position = (select last_position from conversations where app_id = $1 and id = $2)
+                             where app_id = $1 and conversation_id = $2 and user_id = $3",
+                        )
+                        .bind(app_id)
+                        .bind(id)
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                let current: std::collections::HashSet<&str> = members
+                    .iter()
+                    .filter(|(_, p)| *p)
+                    .map(|(u, _)| u.as_str())
+                    .collect();
+                let added: Vec<String> = change
+                    .participants
+                    .iter()
+                    .filter(|u| !current.contains(u.as_str()))
+                    .cloned()
+                    .collect();
+                for user in &added {
+                    sqlx::query(
+                        "insert into conversation_members
+                            (app_id, conversation_id, user_id, seq, is_participant, joined_at)
+                         values ($1, $2, $3,
+                            (select coalesce(max(seq), -1) + 1 from conversation_members
+                             where app_id = $1 and conversation_id = $2),
+                            true, $4)
+                         on conflict (app_id, conversation_id, user_id) do update
+                            set is_participant = true, left_position = null, seq = excluded.seq",
+                    )
+                    .bind(app_id)
+                    .bind(id)
+                    .bind(user)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if !added.is_empty() {
+                    Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
+                }
+                tx.commit().await?;
+                Ok(Updated::Done)
             }
+
             async fn delete_conversation(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Deleted> {
-                todo!()
+                use $crate::store::Deleted;
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "update conversations set deleted_at = $3, distinct_key = null
+                     where app_id = $1 and id = $2 and deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    let exists: Option<uuid::Uuid> =
+                        sqlx::query_scalar("select id from conversations where app_id = $1 and id = $2")
+                            .bind(app_id)
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Ok(if exists.is_some() { Deleted::AlreadyDeleted } else { Deleted::NotFound });
+                }
+                sqlx::query("delete from messages where app_id = $1 and conversation_id = $2")
+                    .bind(app_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Deleted::Done)
             }
+
             async fn user_conversation(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::UserConversation>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                Self::load_user_conversation(&mut conn, app_id, user_id, id).await
             }
+
             async fn user_conversations(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _sort: $crate::store::ConversationSort,
-                _page: $crate::store::Page,
-            ) -> $crate::store::StoreResult<$crate::store::Listing<$crate::store::UserConversation>>
-            {
-                todo!()
+                app_id: uuid::Uuid,
+                user_id: &str,
+                sort: $crate::store::ConversationSort,
+                page: $crate::store::Page,
+            ) -> $crate::store::StoreResult<$crate::store::Listing<$crate::store::UserConversation>> {
+                let mut conn = self.pool.acquire().await?;
+                let key = match sort {
+                    $crate::store::ConversationSort::CreatedAt => "c.created_at",
+                    $crate::store::ConversationSort::LastMessage => {
+                        "coalesce((select m.sent_at from messages m
+                                   where m.app_id = c.app_id and m.conversation_id = c.id
+                                   order by m.position desc limit 1), c.created_at)"
+                    }
+                };
+                // Every visible conversation's id in list order: the total count and from_id
+                // paging both need the whole order anyway.
+                let ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+                    "select c.id from conversation_members cm
+                     join conversations c on c.app_id = cm.app_id and c.id = cm.conversation_id
+                     where cm.app_id = $1 and cm.user_id = $2 and c.deleted_at is null
+                       and (cm.hidden_position is null or c.last_position > cm.hidden_position)
+                     order by {key} desc, c.id desc"
+                ))
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                let total = ids.len() as i64;
+                let start = match page.after {
+                    Some(after) => ids.iter().position(|id| *id == after).map_or(ids.len(), |i| i + 1),
+                    None => 0,
+                };
+                let mut items = Vec::new();
+                for id in ids.iter().skip(start).take(page.limit as usize) {
+                    if let Some(item) = Self::load_user_conversation(&mut conn, app_id, user_id, *id).await? {
+                        items.push(item);
+                    }
+                }
+                Ok($crate::store::Listing { items, total })
             }
+
             async fn hide_conversation(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _id: uuid::Uuid,
-                _leave: bool,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
+                leave: bool,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let mut tx = self.pool.begin().await?;
+                // Leaving changes the participant set: like any such change it costs the
+                // conversation its distinctness.
+                sqlx::query(
+                    "update conversations set revision = revision + 1,
+                        distinct_key = case when $3 then null else distinct_key end
+                     where app_id = $1 and id = $2 and deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(leave)
+                .execute(&mut *tx)
+                .await?;
+                let _ = at;
+                let updated = sqlx::query(
+                    "update conversation_members set
+                        hidden_position = (select last_position from conversations where app_id = $1 and id = $2),
+                        left_position = case when $4 and is_participant
+                            then (select last_position from conversations where app_id = $1 and id = $2)
+                            else left_position end,
+                        is_participant = case when $4 then false else is_participant end
+                     where app_id = $1 and conversation_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .bind(leave)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(updated == 1)
             }
+
             async fn mark_all_read(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _conversation_id: uuid::Uuid,
-                _position: Option<i64>,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                conversation_id: uuid::Uuid,
+                position: Option<i64>,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
-                todo!()
+                let mut tx = self.pool.begin().await?;
+                let last: Option<i64> = sqlx::query_scalar(
+                    "select c.last_position from conversations c
+                     join conversation_members cm on cm.app_id = c.app_id and cm.conversation_id = c.id
+                     where c.app_id = $1 and c.id = $2 and cm.user_id = $3 and c.deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(last) = last else {
+                    return Ok(None);
+                };
+                let upto = position.map_or(last, |p| p.min(last));
+                sqlx::query(
+                    "update message_recipients set status = 2, updated_at = $5
+                     where app_id = $1 and conversation_id = $2 and user_id = $3
+                       and position <= $4 and status < 2",
+                )
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(user_id)
+                .bind(upto)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(upto))
             }
+
             async fn send_message(
                 &self,
-                _new: &$crate::store::NewMessage,
+                new: &$crate::store::NewMessage,
             ) -> $crate::store::StoreResult<$crate::store::SendMessage> {
-                todo!()
+                use $crate::store::{ReceiptStatus, SendMessage};
+                let mut tx = self.pool.begin().await?;
+                let position: Option<i64> = sqlx::query_scalar(
+                    "update conversations set last_position = last_position + 1
+                     where app_id = $1 and id = $2 and deleted_at is null
+                     returning last_position",
+                )
+                .bind(new.app_id)
+                .bind(new.conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(position) = position else {
+                    let exists: Option<uuid::Uuid> =
+                        sqlx::query_scalar("select id from conversations where app_id = $1 and id = $2")
+                            .bind(new.app_id)
+                            .bind(new.conversation_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Ok(if exists.is_some() {
+                        SendMessage::ConversationDeleted
+                    } else {
+                        SendMessage::ConversationNotFound
+                    });
+                };
+                let (sender_user, sender_name) = sender_columns(&new.sender);
+                let inserted = sqlx::query(
+                    "insert into messages
+                        (app_id, id, conversation_id, position, sender_user_id, sender_name, sent_at, notification)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8)
+                     on conflict do nothing",
+                )
+                .bind(new.app_id)
+                .bind(new.id)
+                .bind(new.conversation_id)
+                .bind(position)
+                .bind(sender_user)
+                .bind(sender_name)
+                .bind(new.sent_at)
+                .bind(new.notification.as_ref().map(sqlx::types::Json))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    drop(tx);
+                    let mut conn = self.pool.acquire().await?;
+                    let existing = Self::load_messages(&mut conn, new.app_id, &[new.id]).await?.pop();
+                    return existing
+                        .map(SendMessage::IdInUse)
+                        .ok_or_else(|| $crate::store::StoreError::Conflict("messages".into()));
+                }
+                Self::insert_parts(&mut tx, new.app_id, new.id, 0, &new.parts).await?;
+                let participants: Vec<String> = sqlx::query_scalar(
+                    "select user_id from conversation_members
+                     where app_id = $1 and conversation_id = $2 and is_participant order by seq",
+                )
+                .bind(new.app_id)
+                .bind(new.conversation_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let blockers: std::collections::HashSet<String> = match sender_user {
+                    Some(sender) if !participants.is_empty() => {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "select owner_user_id from blocks where app_id = ",
+                        );
+                        query
+                            .push_bind(new.app_id)
+                            .push(" and blocked_user_id = ")
+                            .push_bind(sender)
+                            .push(" and owner_user_id in (");
+                        let mut list = query.separated(", ");
+                        for user in &participants {
+                            list.push_bind(user.as_str());
+                        }
+                        query.push(")");
+                        query.build_query_scalar().fetch_all(&mut *tx).await?.into_iter().collect()
+                    }
+                    _ => Default::default(),
+                };
+                let recipient_status: Vec<(String, ReceiptStatus)> = participants
+                    .into_iter()
+                    .map(|user| {
+                        let status = if Some(user.as_str()) == sender_user {
+                            ReceiptStatus::Read
+                        } else {
+                            ReceiptStatus::Sent
+                        };
+                        (user, status)
+                    })
+                    .collect();
+                if !recipient_status.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "insert into message_recipients
+                            (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at) ",
+                    );
+                    query.push_values(&recipient_status, |mut row, (user, status)| {
+                        row.push_bind(new.app_id)
+                            .push_bind(new.id)
+                            .push_bind(new.conversation_id)
+                            .push_bind(position)
+                            .push_bind(user.as_str())
+                            .push_bind(*status as i16)
+                            .push_bind(blockers.contains(user))
+                            .push_bind(new.sent_at);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(SendMessage::Sent($crate::store::Message {
+                    app_id: new.app_id,
+                    id: new.id,
+                    conversation_id: new.conversation_id,
+                    position,
+                    sender: new.sender.clone(),
+                    sent_at: new.sent_at,
+                    updated_at: None,
+                    notification: new.notification.clone(),
+                    parts: new.parts.clone(),
+                    recipient_status,
+                }))
             }
+
             async fn message(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::Message>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                Ok(Self::load_messages(&mut conn, app_id, &[id]).await?.pop())
             }
+
             async fn messages(
                 &self,
-                _app_id: uuid::Uuid,
-                _conversation_id: uuid::Uuid,
-                _viewer: Option<(&str, &$crate::store::Membership)>,
-                _page: $crate::store::Page,
+                app_id: uuid::Uuid,
+                conversation_id: uuid::Uuid,
+                viewer: Option<(&str, &$crate::store::Membership)>,
+                page: $crate::store::Page,
             ) -> $crate::store::StoreResult<$crate::store::Listing<$crate::store::Message>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                let (user, (low, high)) = match viewer {
+                    Some((user, membership)) => (user, visible_range(membership)),
+                    None => ("", (i64::MIN, i64::MAX)),
+                };
+                const VISIBLE: &str = "from messages m
+                     where m.app_id = $1 and m.conversation_id = $2
+                       and m.position > $3 and m.position <= $4
+                       and not exists (select 1 from message_recipients r
+                           where r.app_id = m.app_id and r.message_id = m.id and r.user_id = $5 and r.hidden)";
+                let total: i64 = sqlx::query_scalar(&format!("select count(*) {VISIBLE}"))
+                    .bind(app_id)
+                    .bind(conversation_id)
+                    .bind(low)
+                    .bind(high)
+                    .bind(user)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let before = match page.after {
+                    Some(after) => {
+                        let position: Option<i64> = sqlx::query_scalar(
+                            "select position from messages where app_id = $1 and id = $2 and conversation_id = $3",
+                        )
+                        .bind(app_id)
+                        .bind(after)
+                        .bind(conversation_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                        // An unknown from_id pages past the end rather than restarting.
+                        position.unwrap_or(i64::MIN)
+                    }
+                    None => i64::MAX,
+                };
+                let ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+                    "select m.id {VISIBLE} and m.position < $6 order by m.position desc limit $7"
+                ))
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(low)
+                .bind(high)
+                .bind(user)
+                .bind(before)
+                .bind(i64::from(page.limit))
+                .fetch_all(&mut *conn)
+                .await?;
+                let items = Self::load_messages(&mut conn, app_id, &ids).await?;
+                Ok($crate::store::Listing { items, total })
             }
+
             async fn message_hidden_for(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
-                _user_id: &str,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                user_id: &str,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let hidden: Option<bool> = sqlx::query_scalar(
+                    "select hidden from message_recipients where app_id = $1 and message_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(hidden.unwrap_or(false))
             }
-            async fn delete_message(
-                &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<bool> {
-                todo!()
+
+            async fn delete_message(&self, app_id: uuid::Uuid, id: uuid::Uuid) -> $crate::store::StoreResult<bool> {
+                let deleted = sqlx::query("delete from messages where app_id = $1 and id = $2")
+                    .bind(app_id)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted == 1)
             }
+
             async fn hide_message(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
-                _user_id: &str,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                user_id: &str,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                todo!()
+                // Users added after the message was sent have no receipt row yet: one is made,
+                // marked read so that it never counts as unread.
+                sqlx::query(
+                    "insert into message_recipients
+                        (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at)
+                     select app_id, id, conversation_id, position, $3, 2, true, $4
+                     from messages where app_id = $1 and id = $2
+                     on conflict (app_id, message_id, user_id) do update set hidden = true, updated_at = $4",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
+
             async fn set_receipt(
                 &self,
-                _app_id: uuid::Uuid,
-                _message_id: uuid::Uuid,
-                _user_id: &str,
-                _status: $crate::store::ReceiptStatus,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                user_id: &str,
+                status: $crate::store::ReceiptStatus,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let current: Option<i16> = sqlx::query_scalar(
+                    "update message_recipients set
+                        status = case when status < $4 then $4 else status end,
+                        updated_at = case when status < $4 then $5 else updated_at end
+                     where app_id = $1 and message_id = $2 and user_id = $3
+                     returning status",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .bind(user_id)
+                .bind(status as i16)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(current.is_some())
             }
+
             async fn add_part(
                 &self,
-                _app_id: uuid::Uuid,
-                _message_id: uuid::Uuid,
-                _part: &$crate::store::Part,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                part: &$crate::store::Part,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
-                todo!()
+                use $crate::store::PartChange;
+                let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
+                let mut tx = self.pool.begin().await?;
+                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                    return Ok(PartChange::MessageNotFound);
+                }
+                let taken: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "select id from message_parts where app_id = $1 and message_id = $2 and id = $3",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .bind(part.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if taken.is_some() {
+                    return Ok(PartChange::IdInUse);
+                }
+                let next: i32 = sqlx::query_scalar(
+                    "select cast(coalesce(max(seq), -1) + 1 as integer) from message_parts
+                     where app_id = $1 and message_id = $2",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                Self::insert_parts(&mut tx, app_id, message_id, next, std::slice::from_ref(part)).await?;
+                tx.commit().await?;
+                Ok(PartChange::Done)
             }
+
             async fn update_part(
                 &self,
-                _app_id: uuid::Uuid,
-                _message_id: uuid::Uuid,
-                _part: &$crate::store::Part,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                part: &$crate::store::Part,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
-                todo!()
+                use $crate::store::PartChange;
+                let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
+                let mut tx = self.pool.begin().await?;
+                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                    return Ok(PartChange::MessageNotFound);
+                }
+                let updated = sqlx::query(
+                    "update message_parts set mime_type = $4, body = $5, encoding = $6, content = $7, updated_at = $8
+                     where app_id = $1 and message_id = $2 and id = $3",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .bind(part.id)
+                .bind(&part.mime_type)
+                .bind(&part.body)
+                .bind(&part.encoding)
+                .bind(part.content.as_ref().map(sqlx::types::Json))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Ok(PartChange::PartNotFound);
+                }
+                tx.commit().await?;
+                Ok(PartChange::Done)
             }
+
             async fn replace_parts(
                 &self,
-                _app_id: uuid::Uuid,
-                _message_id: uuid::Uuid,
-                _parts: &[$crate::store::Part],
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                parts: &[$crate::store::Part],
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
-                todo!()
+                use $crate::store::PartChange;
+                let mut tx = self.pool.begin().await?;
+                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                    return Ok(PartChange::MessageNotFound);
+                }
+                sqlx::query("delete from message_parts where app_id = $1 and message_id = $2")
+                    .bind(app_id)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_parts(&mut tx, app_id, message_id, 0, parts).await?;
+                tx.commit().await?;
+                Ok(PartChange::Done)
             }
+
             async fn delete_part(
                 &self,
-                _app_id: uuid::Uuid,
-                _message_id: uuid::Uuid,
-                _part_id: uuid::Uuid,
-                _at: $crate::store::Timestamp,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                part_id: uuid::Uuid,
+                at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
-                todo!()
+                use $crate::store::PartChange;
+                let mut tx = self.pool.begin().await?;
+                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                    return Ok(PartChange::MessageNotFound);
+                }
+                let deleted = sqlx::query(
+                    "delete from message_parts where app_id = $1 and message_id = $2 and id = $3",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .bind(part_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if deleted == 0 {
+                    return Ok(PartChange::PartNotFound);
+                }
+                tx.commit().await?;
+                Ok(PartChange::Done)
             }
+
             async fn create_announcement(
                 &self,
-                _announcement: &$crate::store::Announcement,
+                announcement: &$crate::store::Announcement,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let mut tx = self.pool.begin().await?;
+                let (user, name) = sender_columns(&announcement.sender);
+                let parts: Vec<StoredPart> = announcement.parts.iter().map(StoredPart::from_part).collect();
+                let inserted = sqlx::query(
+                    "insert into announcements (app_id, id, sender_user_id, sender_name, sent_at, parts, notification)
+                     values ($1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
+                )
+                .bind(announcement.app_id)
+                .bind(announcement.id)
+                .bind(user)
+                .bind(name)
+                .bind(announcement.sent_at)
+                .bind(sqlx::types::Json(&parts))
+                .bind(announcement.notification.as_ref().map(sqlx::types::Json))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(false);
+                }
+                if !announcement.recipients.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "insert into announcement_recipients (app_id, announcement_id, user_id, seq, status) ",
+                    );
+                    query.push_values(announcement.recipients.iter().zip(0i32..), |mut row, (user, seq)| {
+                        row.push_bind(announcement.app_id)
+                            .push_bind(announcement.id)
+                            .push_bind(user.as_str())
+                            .push_bind(seq)
+                            .push_bind($crate::store::ReceiptStatus::Sent as i16);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
+
             async fn announcement(
                 &self,
-                _app_id: uuid::Uuid,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::Announcement>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                Self::load_announcement(&mut conn, app_id, id).await
             }
+
             async fn user_announcement(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::UserAnnouncement>> {
-                todo!()
+                let mut conn = self.pool.acquire().await?;
+                let status: Option<i16> = sqlx::query_scalar(
+                    "select status from announcement_recipients
+                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(status) = status else {
+                    return Ok(None);
+                };
+                Ok(Self::load_announcement(&mut conn, app_id, id).await?.map(|announcement| {
+                    $crate::store::UserAnnouncement {
+                        announcement,
+                        status: $crate::store::ReceiptStatus::from_i16(status),
+                    }
+                }))
             }
+
             async fn user_announcements(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _page: $crate::store::Page,
-            ) -> $crate::store::StoreResult<$crate::store::Listing<$crate::store::UserAnnouncement>>
-            {
-                todo!()
+                app_id: uuid::Uuid,
+                user_id: &str,
+                page: $crate::store::Page,
+            ) -> $crate::store::StoreResult<$crate::store::Listing<$crate::store::UserAnnouncement>> {
+                let mut conn = self.pool.acquire().await?;
+                let rows: Vec<(uuid::Uuid, i16)> = sqlx::query_as(
+                    "select a.id, r.status from announcement_recipients r
+                     join announcements a on a.app_id = r.app_id and a.id = r.announcement_id
+                     where r.app_id = $1 and r.user_id = $2 and not r.hidden
+                     order by a.sent_at desc, a.id desc",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                let total = rows.len() as i64;
+                let start = match page.after {
+                    Some(after) => rows.iter().position(|(id, _)| *id == after).map_or(rows.len(), |i| i + 1),
+                    None => 0,
+                };
+                let mut items = Vec::new();
+                for (id, status) in rows.into_iter().skip(start).take(page.limit as usize) {
+                    if let Some(announcement) = Self::load_announcement(&mut conn, app_id, id).await? {
+                        items.push($crate::store::UserAnnouncement {
+                            announcement,
+                            status: $crate::store::ReceiptStatus::from_i16(status),
+                        });
+                    }
+                }
+                Ok($crate::store::Listing { items, total })
             }
+
             async fn set_announcement_receipt(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _id: uuid::Uuid,
-                _status: $crate::store::ReceiptStatus,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
+                status: $crate::store::ReceiptStatus,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let current: Option<i16> = sqlx::query_scalar(
+                    "update announcement_recipients set status = case when status < $4 then $4 else status end
+                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden
+                     returning status",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .bind(status as i16)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(current.is_some())
             }
+
             async fn hide_announcement(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_id: &str,
-                _id: uuid::Uuid,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
-                todo!()
+                let hidden = sqlx::query(
+                    "update announcement_recipients set hidden = true
+                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(hidden == 1)
             }
+
             async fn identities_of(
                 &self,
-                _app_id: uuid::Uuid,
-                _user_ids: &[String],
+                app_id: uuid::Uuid,
+                user_ids: &[String],
             ) -> $crate::store::StoreResult<Vec<$crate::store::Identity>> {
-                todo!()
+                if user_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut found = Vec::new();
+                for chunk in user_ids.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "select ",
+                        $crate::store::sql::identity_columns!(),
+                        " from identities where app_id = "
+                    ));
+                    query.push_bind(app_id).push(" and user_id in (");
+                    let mut list = query.separated(", ");
+                    for user in chunk {
+                        list.push_bind(user.as_str());
+                    }
+                    query.push(")");
+                    found.extend(query.build_query_as().fetch_all(&self.pool).await?);
+                }
+                Ok(found)
             }
         }
     };
 }
 
 pub(crate) use impl_messaging_store;
+
+/// The positions a member sees: `(low, high]`.
+pub(crate) fn visible_range(membership: &super::Membership) -> (i64, i64) {
+    (
+        membership.hidden_position.unwrap_or(i64::MIN),
+        membership.left_position.unwrap_or(i64::MAX),
+    )
+}
+
+/// A part as kept inside an announcement's JSON column.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredPart {
+    id: uuid::Uuid,
+    mime_type: String,
+    body: Option<String>,
+    encoding: Option<String>,
+    content: Option<serde_json::Value>,
+}
+
+impl StoredPart {
+    pub(crate) fn from_part(part: &super::Part) -> Self {
+        StoredPart {
+            id: part.id,
+            mime_type: part.mime_type.clone(),
+            body: part.body.clone(),
+            encoding: part.encoding.clone(),
+            content: part.content.clone(),
+        }
+    }
+
+    pub(crate) fn into_part(self) -> super::Part {
+        super::Part {
+            id: self.id,
+            mime_type: self.mime_type,
+            body: self.body,
+            encoding: self.encoding,
+            content: self.content,
+            updated_at: None,
+        }
+    }
+}

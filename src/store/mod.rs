@@ -216,6 +216,8 @@ pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
     /// Creates or replaces; true when created.
     async fn put_identity(&self, identity: &Identity) -> StoreResult<bool>;
     async fn identity(&self, app_id: Uuid, user_id: &str) -> StoreResult<Option<Identity>>;
+    /// False when the user had no identity.
+    async fn delete_identity(&self, app_id: Uuid, user_id: &str) -> StoreResult<bool>;
 
     // If-None-Match de-duplication.
     async fn claim_dedup(

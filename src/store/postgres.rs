@@ -30,5 +30,5 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, Backend::Postgres);
-impl_messaging_store!(PgStore);
+impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);

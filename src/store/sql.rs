@@ -326,6 +326,20 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn delete_identity(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let deleted = sqlx::query("delete from identities where app_id = $1 and user_id = $2")
+                    .bind(app_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted == 1)
+            }
+
             async fn claim_dedup(
                 &self,
                 key: &$crate::store::DedupKey,

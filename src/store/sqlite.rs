@@ -45,5 +45,5 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);
-impl_messaging_store!(SqliteStore);
+impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);
