@@ -228,12 +228,14 @@ fn normalize_patch(patch: Patch) -> ApiResult<Patch> {
                 let reference = match (&op.id, &op.value) {
                     (Some(id), _) => id.clone(),
                     (None, Some(Value::String(value))) => value.clone(),
-                    _ => return Err(ApiError::invalid_property(
-                        "participants",
-                        format!(
+                    _ => {
+                        return Err(ApiError::invalid_property(
+                            "participants",
+                            format!(
                             "operation {index}: a participant is a user id or identity id string."
                         ),
-                    )),
+                        ))
+                    }
                 };
                 op.value = Some(Value::String(super::user_ref("participants", &reference)?));
                 op.id = None;

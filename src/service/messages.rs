@@ -185,16 +185,12 @@ pub fn message_not_found() -> ApiError {
     ApiError::not_found("The message could not be found.")
 }
 
-/// A message id from a path: malformed ones are a 400 (as Layer answered).
+/// A message id from a path; a malformed one names no message (404; the node client sends the
+/// literal `null` for ids it could not parse).
 pub fn message_id(value: Option<&str>) -> ApiResult<Uuid> {
     let value = value.unwrap_or("");
     let bare = value.rsplit('/').next().unwrap_or(value);
-    Uuid::try_parse(bare).map_err(|_| {
-        ApiError::new(
-            ErrorKind::INVALID_REQUEST_ID,
-            "The message id must be a UUID.",
-        )
-    })
+    Uuid::try_parse(bare).map_err(|_| message_not_found())
 }
 
 /// The message and the user's membership of its conversation, if the user may see it.

@@ -548,20 +548,20 @@ macro_rules! impl_messaging_store {
                     .filter(|u| !current.contains(u.as_str()))
                     .cloned()
                     .collect();
-                for user in &added {
+                // Participants are listed in the order of the new list: a `set` keeps the order
+                // it was given, an `add` appends.
+                for (seq, user) in (0i64..).zip(&change.participants) {
                     sqlx::query(
                         "insert into conversation_members
                             (app_id, conversation_id, user_id, seq, is_participant, joined_at)
-                         values ($1, $2, $3,
-                            (select coalesce(max(seq), -1) + 1 from conversation_members
-                             where app_id = $1 and conversation_id = $2),
-                            true, $4)
+                         values ($1, $2, $3, $4, true, $5)
                          on conflict (app_id, conversation_id, user_id) do update
-                            set is_participant = true, left_position = null, seq = excluded.seq",
+                            set seq = excluded.seq, is_participant = true, left_position = null",
                     )
                     .bind(app_id)
                     .bind(id)
                     .bind(user)
+                    .bind(seq)
                     .bind(at)
                     .execute(&mut *tx)
                     .await?;
