@@ -200,3 +200,33 @@ pub async fn receipt(
         Err(not_found())
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub struct NotifyBody {
+    recipients: Option<Vec<String>>,
+    notification: Option<Value>,
+}
+
+/// `POST /apps/:app/notifications` (server-api.md §10.1): a push notification without a
+/// message. Validated and accepted (202); this server has no push provider yet, so nothing is
+/// delivered (README, compatibility table).
+pub async fn notify(
+    _actor: Actor,
+    LayerJson(body): LayerJson<NotifyBody>,
+) -> ApiResult<StatusCode> {
+    let recipients = body
+        .recipients
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::missing_property("recipients"))?;
+    for recipient in &recipients {
+        crate::service::user_ref("recipients", recipient)?;
+    }
+    match body.notification {
+        Some(Value::Object(_)) => Ok(StatusCode::ACCEPTED),
+        Some(_) => Err(ApiError::invalid_property(
+            "notification",
+            "notification must be an object.",
+        )),
+        None => Err(ApiError::missing_property("notification")),
+    }
+}

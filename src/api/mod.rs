@@ -147,6 +147,7 @@ pub fn platform_routes(state: AppState) -> Router<AppState> {
                 .delete(messages::delete_part),
         )
         .route("/announcements", post(announcements::announce))
+        .route("/notifications", post(announcements::notify))
         .route(
             "/users/{user_id}/identity",
             get(identities::get_identity)
