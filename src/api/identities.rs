@@ -45,7 +45,8 @@ fn check_len(property: &str, value: &Option<String>, max: usize) -> ApiResult<()
     }
 }
 
-fn check_user_id(user_id: &str) -> ApiResult<()> {
+/// A user id is 1 to 128 characters (server-api.md §3.2); 422 `invalid_property` otherwise.
+pub(super) fn check_user_id(user_id: &str) -> ApiResult<()> {
     if user_id.is_empty() || user_id.chars().count() > 128 {
         return Err(ApiError::invalid_property(
             "user_id",
