@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::user_patch::{OpKind, Operation};
-use super::users::{unsupported, user_ref, UserId, UserPair};
+use super::users::{unsupported, user_ref, user_ref_value, UserId, UserPair};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::AppCaller;
 use crate::http::extract::LayerJson;
@@ -102,8 +102,8 @@ fn push_new(list: &mut Vec<String>, user: String) {
 /// The user of an `add`/`remove`: `id` when given (Layer's v2+ form), else `value`.
 fn single_user(op: &Operation) -> ApiResult<String> {
     match (&op.id, &op.value) {
-        (Some(id), _) => user_ref("blocks", &Value::String(id.clone())),
-        (None, Some(value)) => user_ref("blocks", value),
+        (Some(id), _) => user_ref("blocks", id),
+        (None, Some(value)) => user_ref_value("blocks", value),
         (None, None) => Err(unsupported(op)),
     }
 }
@@ -115,7 +115,7 @@ fn user_list(op: &Operation) -> ApiResult<Vec<String>> {
     })?;
     let mut users = Vec::with_capacity(items.len());
     for item in items {
-        push_new(&mut users, user_ref("blocks", item)?);
+        push_new(&mut users, user_ref_value("blocks", item)?);
     }
     Ok(users)
 }
@@ -153,7 +153,7 @@ pub async fn block(
     let user = body
         .get("user_id")
         .ok_or_else(|| ApiError::missing_property("user_id"))
-        .and_then(|value| user_ref("user_id", value))?;
+        .and_then(|value| user_ref_value("user_id", value))?;
     state
         .store
         .change_blocks(caller.app_id, &owner, &[user], &[], Timestamp::now())

@@ -12,7 +12,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::users::{user_ref, UserId, UserPair};
+use super::users::{user_ref, user_ref_value, UserId, UserPair};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::AppCaller;
 use crate::http::extract::LayerJson;
@@ -82,7 +82,7 @@ impl PageQuery {
         let after = self
             .from_id
             .as_deref()
-            .map(|id| user_ref("from_id", &Value::String(id.to_owned())))
+            .map(|id| user_ref("from_id", id))
             .transpose()?;
         Ok(Page { size, after })
     }
@@ -117,7 +117,7 @@ pub async fn follow_many(
 ) -> ApiResult<StatusCode> {
     let followed = body
         .iter()
-        .map(|item| user_ref("following", item))
+        .map(|item| user_ref_value("following", item))
         .collect::<ApiResult<Vec<String>>>()?;
     state
         .store

@@ -77,20 +77,23 @@ impl<S: Send + Sync> FromRequestParts<S> for UserPair {
 
 /// A user named in a body or query: an Identity id (`layer:///identities/<encoded user id>`) or a
 /// plain user id, in every version; 422 naming `property` otherwise.
-pub fn user_ref(property: &str, value: &Value) -> ApiResult<String> {
-    let user = value
-        .as_str()
-        .and_then(crate::ids::parse_user_id)
+pub fn user_ref(property: &str, value: &str) -> ApiResult<String> {
+    crate::ids::parse_user_id(value)
+        .filter(|user| check_user_id(user).is_ok())
         .ok_or_else(|| {
             ApiError::invalid_property(
                 property,
-                format!("{property} takes user ids or Identity ids (layer:///identities/...)."),
+                format!(
+                    "{property} takes user ids (1 to 128 characters) or Identity ids \
+                     (layer:///identities/...)."
+                ),
             )
-        })?;
-    check_user_id(&user).map_err(|_| {
-        ApiError::invalid_property(property, "A user id must be 1 to 128 characters long.")
-    })?;
-    Ok(user)
+        })
+}
+
+/// `user_ref` of a JSON value, which must be a string.
+pub fn user_ref_value(property: &str, value: &Value) -> ApiResult<String> {
+    user_ref(property, value.as_str().unwrap_or_default())
 }
 
 /// 422 for an operation the resource does not support, naming the operation and property.
