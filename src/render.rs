@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::http::Urls;
 use crate::ids;
 use crate::store::{
-    Announcement, Conversation, Identity, Message, Part, Sender, UserAnnouncement, UserConversation,
+    Announcement, Badge, Conversation, Identity, Message, Part, Sender, UserAnnouncement,
+    UserConversation,
 };
 use crate::version::ApiVersion;
 
@@ -118,14 +119,11 @@ impl<'a> View<'a> {
 
     /// `{id, url, user_id, display_name, avatar_url}` (2.0+).
     pub fn basic_identity(&self, user_id: &str) -> Value {
-        let identity = self.identities.get(user_id);
-        json!({
-            "id": ids::identity_uri(user_id),
-            "url": self.identity_url(user_id),
-            "user_id": user_id,
-            "display_name": identity.and_then(|i| i.display_name.clone()),
-            "avatar_url": identity.and_then(|i| i.avatar_url.clone()),
-        })
+        basic_identity_at(
+            &self.identity_url(user_id),
+            user_id,
+            self.identities.get(user_id),
+        )
     }
 
     /// A user reference: the user id (1.x) or a BasicIdentity (2.0+).
@@ -377,4 +375,66 @@ fn identity_json(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value
         );
     }
     value
+}
+
+/// A BasicIdentity (server-api.md §3.1) of any user: `display_name` and `avatar_url` come from
+/// the user's Identity when there is one, and are null otherwise.
+pub fn basic_identity(
+    urls: &Urls,
+    app_id: Uuid,
+    user_id: &str,
+    identity: Option<&Identity>,
+) -> Value {
+    basic_identity_at(&urls.platform_identity(app_id, user_id), user_id, identity)
+}
+
+/// A BasicIdentity whose `url` is `url` (it depends on who looks).
+fn basic_identity_at(url: &str, user_id: &str, identity: Option<&Identity>) -> Value {
+    json!({
+        "id": ids::identity_uri(user_id),
+        "url": url,
+        "user_id": user_id,
+        "display_name": identity.and_then(|i| i.display_name.as_deref()),
+        "avatar_url": identity.and_then(|i| i.avatar_url.as_deref()),
+    })
+}
+
+/// One entry of a block list: `{"user_id"}` before 2.0, a BasicIdentity (which keeps `user_id`,
+/// the key clients read) since.
+pub fn blocked_user(
+    urls: &Urls,
+    version: ApiVersion,
+    app_id: Uuid,
+    user_id: &str,
+    identity: Option<&Identity>,
+) -> Value {
+    if version.has_identities() {
+        basic_identity(urls, app_id, user_id, identity)
+    } else {
+        json!({ "user_id": user_id })
+    }
+}
+
+/// The user resource (`GET /users/:user_id`): its id, full Identity (or null) and suspension.
+pub fn user(
+    urls: &Urls,
+    version: ApiVersion,
+    user_id: &str,
+    identity: Option<&Identity>,
+    suspended: bool,
+) -> Value {
+    json!({
+        "id": user_id,
+        "identity": identity.map(|i| self::identity(urls, version, i)),
+        "suspended": suspended,
+    })
+}
+
+/// A user's badge counts.
+pub fn badge(badge: &Badge) -> Value {
+    json!({
+        "external_unread_count": badge.external_unread_count,
+        "unread_conversation_count": badge.unread_conversation_count,
+        "unread_message_count": badge.unread_message_count,
+    })
 }

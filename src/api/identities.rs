@@ -45,7 +45,8 @@ fn check_len(property: &str, value: &Option<String>, max: usize) -> ApiResult<()
     }
 }
 
-fn check_user_id(user_id: &str) -> ApiResult<()> {
+/// A user id is 1 to 128 characters (server-api.md §3.2); 422 `invalid_property` otherwise.
+pub(super) fn check_user_id(user_id: &str) -> ApiResult<()> {
     if user_id.is_empty() || user_id.chars().count() > 128 {
         return Err(ApiError::invalid_property(
             "user_id",
@@ -184,13 +185,7 @@ pub async fn patch_identity(
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     use crate::patch::{OpKind, Patch};
-    let patch = Patch::from_slice(&body).map_err(|err| {
-        if err.is_structural() {
-            ApiError::invalid_request(err.to_string())
-        } else {
-            ApiError::invalid_property(err.property.as_deref().unwrap_or(""), err.to_string())
-        }
-    })?;
+    let patch = Patch::from_slice(&body).map_err(crate::http::extract::patch_error)?;
     for (index, op) in patch.0.iter().enumerate() {
         let allowed = match (op.kind, op.root(), op.path.len()) {
             (OpKind::Set, root, 1) => PATCHABLE.contains(&root) || root == "metadata",

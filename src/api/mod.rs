@@ -7,15 +7,19 @@
 //! them who is asking.
 
 mod announcements;
+mod blocks;
 mod conversations;
+mod following;
 mod identities;
 mod messages;
 mod root;
+mod user_patch;
+mod users;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde_json::Value;
 
@@ -156,6 +160,26 @@ pub fn platform_routes(state: AppState) -> Router<AppState> {
                 .patch(identities::patch_identity)
                 .delete(identities::delete_identity),
         )
+        // The app itself: inside the nest, "/" is exactly `/apps/{app_uuid}` (no trailing slash).
+        .route("/", patch(users::patch_app))
+        .route(
+            "/users/{user_id}",
+            get(users::get_user).patch(users::patch_user),
+        )
+        .route(
+            "/users/{user_id}/badge",
+            get(users::get_badge).put(users::put_badge),
+        )
+        .route("/users/{user_id}/sessions", delete(users::delete_sessions))
+        .route(
+            "/users/{user_id}/blocks",
+            get(blocks::list_blocks).post(blocks::block),
+        )
+        .route(
+            "/users/{user_id}/blocks/{other_id}",
+            delete(blocks::unblock),
+        )
+        .merge(following::routes())
         .nest("/users/{user_id}", user_routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::require_bearer))

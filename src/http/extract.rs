@@ -90,3 +90,30 @@ impl PathIds {
             .ok_or_else(|| ApiError::not_found(format!("The {what} could not be found.")))
     }
 }
+
+/// A Layer Patch body, parsed (the content type was checked by `compat::negotiate`). A
+/// malformed document is 400 `invalid_request`; an operation the patch module rejects, 422.
+pub struct LayerPatch(pub Vec<crate::patch::Operation>);
+
+impl<S: Send + Sync> FromRequest<S> for LayerPatch {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            ApiError::for_status(rejection.status())
+                .unwrap_or_else(|| ApiError::invalid_request(rejection.body_text()))
+        })?;
+        crate::patch::Patch::from_slice(&bytes)
+            .map(|patch| LayerPatch(patch.0))
+            .map_err(patch_error)
+    }
+}
+
+/// A Layer Patch error in Layer's envelope, naming the operation that failed.
+pub fn patch_error(err: crate::patch::PatchError) -> ApiError {
+    if err.is_structural() {
+        ApiError::invalid_request(err.to_string())
+    } else {
+        ApiError::invalid_property(err.property.as_deref().unwrap_or(""), err.to_string())
+    }
+}

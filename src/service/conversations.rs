@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use crate::config::LimitSettings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::patch::{OpKind, Patch, PatchError};
+use crate::http::extract::patch_error;
+use crate::patch::{OpKind, Patch};
 use crate::store::{
     Conversation, ConversationChange, CreateConversation, Deleted, DynStore, NewConversation,
     Timestamp, Updated, UserConversation,
@@ -195,15 +196,6 @@ async fn require_participant(
         return Err(no_longer_participant());
     }
     Ok(())
-}
-
-fn patch_error(err: PatchError) -> ApiError {
-    let property = err.property.clone().unwrap_or_default();
-    if err.is_structural() {
-        ApiError::invalid_request(err.to_string())
-    } else {
-        ApiError::invalid_property(&property, err.to_string())
-    }
 }
 
 fn forbidden_operation(index: usize, kind: OpKind, property: &str) -> ApiError {

@@ -4,23 +4,29 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{StoreResult, Timestamp};
+use super::{Identity, StoreResult, Timestamp};
 
 /// Suspension and badge settings of one user; users nobody configured have the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserState {
+    /// Suspended users have no sessions and get none.
     pub suspended: bool,
+    /// Set with `PUT /users/:user_id/badge`; `None` until then.
     pub external_unread_count: Option<i64>,
 }
 
 /// `GET /users/:user_id/badge`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Badge {
+    /// The app's own count (0 until set).
     pub external_unread_count: i64,
+    /// Conversations with at least one unread message.
     pub unread_conversation_count: i64,
+    /// Unread messages over all conversations.
     pub unread_message_count: i64,
 }
 
+/// The store of per-user state; implemented once for both backends in `users_sql.rs`.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// The user's state; the default for users never configured.
@@ -33,6 +39,7 @@ pub trait UserStore: Send + Sync {
         suspended: bool,
         at: Timestamp,
     ) -> StoreResult<()>;
+    /// Sets the app's own badge count of the user.
     async fn set_external_unread_count(
         &self,
         app_id: Uuid,
@@ -45,11 +52,12 @@ pub trait UserStore: Send + Sync {
 
     /// The app's session TTL (`None`: the configured default).
     async fn set_session_ttl(&self, app_id: Uuid, secs: Option<i64>) -> StoreResult<()>;
+    /// The app's session TTL, when set.
     async fn session_ttl(&self, app_id: Uuid) -> StoreResult<Option<i64>>;
     /// Ends every session of the user; how many there were.
     async fn delete_sessions(&self, app_id: Uuid, user_id: &str) -> StoreResult<u64>;
 
-    /// The users `owner` blocked, oldest block first.
+    /// The users `owner` blocked, oldest block first (blocks of the same instant by user id).
     async fn blocks(&self, app_id: Uuid, owner: &str) -> StoreResult<Vec<String>>;
     /// Replaces the whole block list of `owner` (blocks kept keep their original time).
     async fn replace_blocks(
@@ -59,7 +67,21 @@ pub trait UserStore: Send + Sync {
         blocked: &[String],
         at: Timestamp,
     ) -> StoreResult<()>;
-    /// Those of `owners` who blocked `user`.
+    /// The identities of the users `owner` blocked (those without one are skipped), in no
+    /// particular order.
+    async fn blocked_identities(&self, app_id: Uuid, owner: &str) -> StoreResult<Vec<Identity>>;
+    /// Blocks each of `add` and unblocks each of `remove` (one transaction; the two lists are
+    /// disjoint). Row by row, so concurrent changes to one list never lose each other's updates
+    /// (which a read-modify-write through `replace_blocks` would).
+    async fn change_blocks(
+        &self,
+        app_id: Uuid,
+        owner: &str,
+        add: &[String],
+        remove: &[String],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Those of `owners` who blocked `user`, in the order of `owners`.
     async fn blockers_among(
         &self,
         app_id: Uuid,
@@ -84,9 +106,11 @@ pub trait UserStore: Send + Sync {
         followed: &str,
         at: Timestamp,
     ) -> StoreResult<()>;
+    /// Whether `follower` follows `followed` now.
     async fn is_following(&self, app_id: Uuid, follower: &str, followed: &str)
         -> StoreResult<bool>;
-    /// The users `follower` follows, in order of following, at most `limit` after `after`.
+    /// The users `follower` follows, in order of following, at most `limit` after `after` (none
+    /// when `follower` never followed `after`).
     async fn followed(
         &self,
         app_id: Uuid,
@@ -94,4 +118,13 @@ pub trait UserStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<String>>;
+    /// The identities of the users `follower` follows (those without one are skipped), paged like
+    /// `followed`.
+    async fn followed_identities(
+        &self,
+        app_id: Uuid,
+        follower: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<Identity>>;
 }

@@ -7,3 +7,4 @@ mod dedup;
 mod identities;
 mod ops;
 mod pipeline;
+mod users;
