@@ -431,3 +431,17 @@ impl TestServer {
         (app.id, token)
     }
 }
+
+/// Asserts that `object` has exactly these keys (explicit nulls included).
+pub fn assert_keys(object: &serde_json::Value, keys: &[&str]) {
+    let mut actual: Vec<&str> = object
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {object}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    actual.sort_unstable();
+    let mut expected = keys.to_vec();
+    expected.sort_unstable();
+    assert_eq!(actual, expected, "keys of {object}");
+}

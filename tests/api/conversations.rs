@@ -5,7 +5,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{
-    expect_error, identity_id, json as body_json, uuid_of, TestServer, PATCH_CONTENT_TYPE,
+    assert_keys, expect_error, identity_id, json as body_json, uuid_of, TestServer,
+    PATCH_CONTENT_TYPE,
 };
 
 /// The user ids of a rendered participant list (v3 BasicIdentities or v1 strings).
@@ -82,6 +83,18 @@ async fn create_v3_renders_basic_identities_in_the_order_given() {
     assert_eq!(amy["id"], "layer:///identities/amy");
     assert!(amy["display_name"].is_null());
 
+    assert_keys(
+        &created,
+        &[
+            "id",
+            "url",
+            "messages_url",
+            "created_at",
+            "participants",
+            "distinct",
+            "metadata",
+        ],
+    );
     // GET renders the same conversation.
     assert_eq!(server.get_conversation(&uuid).await, created);
 }

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{
-    expect_error, identity_id, json as body_json, layer_count, uuid_of, TestServer,
+    assert_keys, expect_error, identity_id, json as body_json, layer_count, uuid_of, TestServer,
 };
 
 fn text_part(body: &str) -> Value {
@@ -108,6 +108,39 @@ async fn send_as_a_named_sender_v3() {
     assert_eq!(fetched["parts"], message["parts"]);
     assert_eq!(fetched["recipient_status"], message["recipient_status"]);
     assert!(fetched["position"].is_i64(), "{fetched}");
+    // the v3 GET shape (server-api.md §3.5, §3.6)
+    assert_keys(
+        &fetched,
+        &[
+            "id",
+            "url",
+            "receipts_url",
+            "position",
+            "conversation",
+            "parts",
+            "sent_at",
+            "sender",
+            "is_unread",
+            "received_at",
+            "recipient_status",
+            "reply_to",
+            "notification",
+            "updated_at",
+        ],
+    );
+    assert_keys(
+        &fetched["parts"][0],
+        &[
+            "id",
+            "url",
+            "message_url",
+            "mime_type",
+            "body",
+            "encoding",
+            "content",
+            "updated_at",
+        ],
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::{
-    expect_error, identity_id, json as body_json, layer_count, uuid_of, TestServer,
+    assert_keys, expect_error, identity_id, json as body_json, layer_count, uuid_of, TestServer,
 };
 
 async fn user_conversations(server: &TestServer, user: &str, query: &str) -> (Vec<Value>, i64) {
@@ -245,6 +245,21 @@ async fn one_conversation_in_the_user_perspective() {
     assert_eq!(view["last_message"]["id"], message["id"]);
     assert_eq!(view["participants"][1]["display_name"], "Vera");
     assert_eq!(view["distinct"], false);
+    assert_keys(
+        &view,
+        &[
+            "id",
+            "url",
+            "messages_url",
+            "created_at",
+            "participants",
+            "distinct",
+            "metadata",
+            "last_message",
+            "unread_message_count",
+            "total_message_count",
+        ],
+    );
 
     // users with reserved characters in their id
     let odd = server.conversation_of(&["a/b", "v"]).await;
