@@ -237,6 +237,13 @@ pub async fn delete(
     let id = ids.uuid("conversation_id", "conversation")?;
     let mode = match (query.mode.as_deref(), actor.user_id()) {
         (Some("all_participants"), _) => DeleteMode::AllParticipants,
+        // The system has no devices: per-user deletion goes through the proxy.
+        (Some("my_devices"), None) => {
+            return Err(ApiError::invalid_property(
+                "mode",
+                "mode=my_devices deletes for one user: use /apps/:app_uuid/users/:user_id/conversations/:id.",
+            ))
+        }
         (Some("my_devices"), _) => DeleteMode::MyDevices {
             leave: flag(query.leave.as_deref()),
         },

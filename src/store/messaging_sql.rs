@@ -312,9 +312,14 @@ macro_rules! impl_messaging_store {
                 let Some(membership) = Self::load_membership(conn, app_id, id, user_id).await? else {
                     return Ok(None);
                 };
+                // Hidden until a message it may see arrives: none ever does for a member who
+                // left (or was removed) at or before the point they deleted it.
+                let last_visible = conversation
+                    .last_position
+                    .min(membership.left_position.unwrap_or(i64::MAX));
                 if membership
                     .hidden_position
-                    .is_some_and(|hidden| conversation.last_position <= hidden)
+                    .is_some_and(|hidden| last_visible <= hidden)
                 {
                     return Ok(None);
                 }
@@ -641,7 +646,8 @@ macro_rules! impl_messaging_store {
                     "select c.id from conversation_members cm
                      join conversations c on c.app_id = cm.app_id and c.id = cm.conversation_id
                      where cm.app_id = $1 and cm.user_id = $2 and c.deleted_at is null
-                       and (cm.hidden_position is null or c.last_position > cm.hidden_position)
+                       and (cm.hidden_position is null or (c.last_position > cm.hidden_position
+                            and (cm.left_position is null or cm.left_position > cm.hidden_position)))
                      order by {key} desc, c.id desc"
                 ))
                 .bind(app_id)

@@ -224,3 +224,224 @@ pub async fn json(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
 }
+
+// Messaging helpers (conversations, messages, announcements and the proxy).
+
+pub const PATCH_CONTENT_TYPE: &str = "application/vnd.layer-patch+json";
+
+/// The `Accept` header asking for `version` (`"1.1"`, `"2.0"`, `"3.0"`).
+pub fn accept_version(version: &str) -> String {
+    format!("application/vnd.layer+json; version={version}")
+}
+
+/// The UUID at the end of a Layer id (`layer:///conversations/<uuid>`) or URL, given as a JSON
+/// string or a plain string.
+pub fn uuid_of(id: impl AsRef<str>) -> String {
+    let id = id.as_ref();
+    let id = id.trim_matches('"');
+    id.rsplit('/').next().unwrap_or(id).to_owned()
+}
+
+/// Percent-encodes a path segment (everything but ASCII alphanumerics and `-_.~`).
+pub fn encode_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `layer:///identities/<user>` for a user id without reserved characters.
+pub fn identity_id(user: &str) -> String {
+    format!("layer:///identities/{user}")
+}
+
+/// The `Layer-Count` header of a list response.
+pub fn layer_count(response: &reqwest::Response) -> i64 {
+    response
+        .headers()
+        .get("layer-count")
+        .unwrap_or_else(|| panic!("no Layer-Count header: {:?}", response.headers()))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Asserts the status and Layer's error envelope `{id, code, message, url, data?}` with the code
+/// of `id` from the catalogue (server-api.md §15); returns the body.
+pub async fn expect_error(response: reqwest::Response, status: u16, id: &str) -> serde_json::Value {
+    const CODES: &[(&str, i64)] = &[
+        ("service_unavailable", 1),
+        ("invalid_request_id", 3),
+        ("authentication_required", 4),
+        ("user_suspended", 6),
+        ("invalid_request", 10),
+        ("internal_server_error", 100),
+        ("access_denied", 101),
+        ("not_found", 102),
+        ("missing_property", 104),
+        ("invalid_property", 105),
+        ("invalid_endpoint", 106),
+        ("invalid_header", 107),
+        ("conflict", 108),
+        ("method_not_allowed", 109),
+        ("participant_blocked", 110),
+        ("id_in_use", 111),
+    ];
+    let actual = response.status().as_u16();
+    let url = response.url().to_string();
+    let body = json(response).await;
+    assert_eq!(actual, status, "status of {url}: {body}");
+    assert_eq!(body["id"], id, "error id: {body}");
+    let code = CODES
+        .iter()
+        .find(|(name, _)| *name == id)
+        .map(|(_, code)| *code);
+    assert_eq!(body["code"].as_i64(), code, "error code: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error message: {body}"
+    );
+    assert!(
+        body["url"].as_str().is_some_and(|u| !u.is_empty()),
+        "error url: {body}"
+    );
+    body
+}
+
+impl TestServer {
+    /// A Platform API request asking for another API version.
+    pub fn platform_version(&self, version: &str, method: Method, path: &str) -> RequestBuilder {
+        self.raw(method, &format!("/apps/{}{path}", self.app_id))
+            .header("accept", accept_version(version))
+            .bearer_auth(&self.token)
+    }
+
+    /// A request through the Platform API proxy, acting as `user` (percent-encoded here).
+    pub fn proxy(&self, user: &str, method: Method, path: &str) -> RequestBuilder {
+        self.platform(method, &format!("/users/{}{path}", encode_path(user)))
+    }
+
+    /// The URL prefix of this app's Platform API resources.
+    pub fn app_url(&self) -> String {
+        format!("{}/apps/{}", self.base, self.app_id)
+    }
+
+    /// `POST /conversations` with `body`; asserts 201 and returns the conversation.
+    pub async fn create_conversation(&self, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .platform(Method::POST, "/conversations")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "create {body}");
+        json(response).await
+    }
+
+    /// A new non-distinct conversation with these participants; its UUID.
+    pub async fn conversation_of(&self, participants: &[&str]) -> String {
+        let created = self
+            .create_conversation(
+                serde_json::json!({"participants": participants, "distinct": false}),
+            )
+            .await;
+        uuid_of(created["id"].as_str().unwrap())
+    }
+
+    /// `PATCH /conversations/:id` with a Layer Patch body.
+    pub async fn patch_conversation(
+        &self,
+        conversation: &str,
+        operations: serde_json::Value,
+    ) -> reqwest::Response {
+        self.platform(Method::PATCH, &format!("/conversations/{conversation}"))
+            .header("content-type", PATCH_CONTENT_TYPE)
+            .body(operations.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /conversations/:id` (system view); asserts 200.
+    pub async fn get_conversation(&self, conversation: &str) -> serde_json::Value {
+        let response = self
+            .platform(Method::GET, &format!("/conversations/{conversation}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET conversation {conversation}");
+        json(response).await
+    }
+
+    /// `POST /conversations/:id/messages` with `body` (no assertion).
+    pub async fn post_message(
+        &self,
+        conversation: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.platform(
+            Method::POST,
+            &format!("/conversations/{conversation}/messages"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Sends a text message from a named system sender (`sender.name`); asserts 201.
+    pub async fn send_text(&self, conversation: &str, text: &str) -> serde_json::Value {
+        let body = serde_json::json!({
+            "sender": {"name": "System"},
+            "parts": [{"mime_type": "text/plain", "body": text}],
+        });
+        let response = self.post_message(conversation, body).await;
+        assert_eq!(response.status(), 201, "send {text:?}");
+        json(response).await
+    }
+
+    /// Creates the user's identity with a display name; asserts 201.
+    pub async fn create_identity(&self, user: &str, display_name: &str) {
+        let response = self
+            .platform(
+                Method::POST,
+                &format!("/users/{}/identity", encode_path(user)),
+            )
+            .json(&serde_json::json!({"display_name": display_name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "identity for {user}");
+    }
+
+    /// Another app on the same server, with its own Bearer token.
+    pub async fn second_app(&self) -> (Uuid, String) {
+        let app = admin::create_app(&*self.store, None, "second app")
+            .await
+            .unwrap();
+        let (_, token) = admin::issue_token(&*self.store, app.id, None, "cli")
+            .await
+            .unwrap();
+        (app.id, token)
+    }
+}
+
+/// Asserts that `object` has exactly these keys (explicit nulls included).
+pub fn assert_keys(object: &serde_json::Value, keys: &[&str]) {
+    let mut actual: Vec<&str> = object
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {object}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    actual.sort_unstable();
+    let mut expected = keys.to_vec();
+    expected.sort_unstable();
+    assert_eq!(actual, expected, "keys of {object}");
+}

@@ -1,10 +1,14 @@
 //! Integration tests through the real wire: one binary (linked once), a module per concern.
 
+mod announcements;
 mod auth;
 mod cli;
 mod common;
+mod conversations;
 mod dedup;
 mod identities;
+mod messages;
 mod ops;
 mod pipeline;
+mod proxy;
 mod users;
