@@ -7,20 +7,15 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::messages::{platform_sender, SenderBody};
 use super::{listing_response, view_for};
-use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::error::{ApiError, ApiResult};
 use crate::http::auth::Actor;
 use crate::http::extract::{LayerJson, PathIds};
 use crate::http::{json_response, AppState};
 use crate::service::messages::{self as svc, AnnouncementInput, PartInput};
 use crate::store::{Announcement, Sender};
 use crate::version::ApiVersion;
-
-#[derive(Debug, Deserialize)]
-struct SenderBody {
-    user_id: Option<String>,
-    name: Option<String>,
-}
 
 #[derive(Debug, Deserialize)]
 pub struct AnnounceBody {
@@ -38,22 +33,6 @@ fn users_of(announcement: &Announcement) -> Vec<String> {
     }
 }
 
-fn sender(body: &AnnounceBody) -> ApiResult<Sender> {
-    let name = body.sender.as_ref().and_then(|s| s.name.as_deref());
-    let user = body.sender.as_ref().and_then(|s| s.user_id.as_deref());
-    match (body.sender_id.as_deref(), user, name) {
-        (Some(id), None, None) | (None, Some(id), None) => {
-            Ok(Sender::User(crate::service::user_ref("sender_id", id)?))
-        }
-        (None, None, Some(name)) if !name.trim().is_empty() => Ok(Sender::Name(name.to_owned())),
-        (None, None, None) => Err(ApiError::missing_property("sender")),
-        _ => Err(ApiError::invalid_property(
-            "sender",
-            "Give exactly one of sender_id and sender.name.",
-        )),
-    }
-}
-
 /// `POST /apps/:app/announcements` → 202 with the announcement.
 pub async fn announce(
     State(state): State<AppState>,
@@ -68,7 +47,7 @@ pub async fn announce(
         .iter()
         .map(|r| crate::service::user_ref("recipients", r))
         .collect::<ApiResult<Vec<_>>>()?;
-    let sender = sender(&body)?;
+    let sender = platform_sender(body.sender_id.as_deref(), body.sender.as_ref())?;
     let id_hint = uuid::Uuid::new_v4();
     let parts = svc::parts(body.parts, id_hint, &state.settings.limits, None)?;
     let notification = body.notification.filter(Value::is_object);
@@ -90,12 +69,6 @@ pub async fn announce(
     ))
 }
 
-fn recipient(actor: &Actor) -> ApiResult<&str> {
-    actor
-        .user_id()
-        .ok_or_else(|| ApiError::new(ErrorKind::INVALID_ENDPOINT, "The endpoint does not exist."))
-}
-
 fn not_found() -> ApiError {
     ApiError::not_found("The announcement could not be found.")
 }
@@ -112,7 +85,7 @@ pub async fn list(
     version: ApiVersion,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let user = recipient(&actor)?;
+    let user = actor.require_user()?;
     let page = crate::service::page(
         query.page_size.as_deref(),
         query.from_id.as_deref(),
@@ -143,7 +116,7 @@ pub async fn get(
     version: ApiVersion,
     ids: PathIds,
 ) -> ApiResult<Response> {
-    let user = recipient(&actor)?;
+    let user = actor.require_user()?;
     let id = ids.uuid("announcement_id", "announcement")?;
     let item = state
         .store
@@ -162,7 +135,7 @@ pub async fn delete(
     actor: Actor,
     ids: PathIds,
 ) -> ApiResult<StatusCode> {
-    let user = recipient(&actor)?;
+    let user = actor.require_user()?;
     let id = ids.uuid("announcement_id", "announcement")?;
     if state
         .store
@@ -187,7 +160,7 @@ pub async fn receipt(
     ids: PathIds,
     LayerJson(body): LayerJson<ReceiptBody>,
 ) -> ApiResult<StatusCode> {
-    let user = recipient(&actor)?;
+    let user = actor.require_user()?;
     let id = ids.uuid("announcement_id", "announcement")?;
     let status = svc::receipt_status(body.kind.as_deref())?;
     if state

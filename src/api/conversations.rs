@@ -95,7 +95,7 @@ pub async fn create(
         }
         Ok(Created::Existing(c)) => {
             let body = render_for(&state, &actor, version, &c).await?;
-            let view = view_for(&state, &actor, version, Vec::new()).await?;
+            let view = super::bare_view(&state, &actor, version);
             let location = view.conversation_location(c.id);
             let mut response = json_response(StatusCode::OK, &body);
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -164,10 +164,7 @@ pub async fn list(
     version: ApiVersion,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let user = actor
-        .user_id()
-        .ok_or_else(|| ApiError::new(ErrorKind::INVALID_ENDPOINT, "The endpoint does not exist."))?
-        .to_owned();
+    let user = actor.require_user()?.to_owned();
     let sort = match query.sort_by.as_deref() {
         None | Some("" | "created_at") => ConversationSort::CreatedAt,
         Some("last_message") => ConversationSort::LastMessage,
@@ -277,9 +274,7 @@ pub async fn mark_all_read(
     body: Bytes,
 ) -> ApiResult<Response> {
     let id = ids.uuid("conversation_id", "conversation")?;
-    let user = actor.user_id().ok_or_else(|| {
-        ApiError::new(ErrorKind::INVALID_ENDPOINT, "The endpoint does not exist.")
-    })?;
+    let user = actor.require_user()?;
     let body: MarkAllReadBody = if body.iter().all(u8::is_ascii_whitespace) {
         MarkAllReadBody::default()
     } else {

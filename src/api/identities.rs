@@ -45,21 +45,10 @@ fn check_len(property: &str, value: &Option<String>, max: usize) -> ApiResult<()
     }
 }
 
-/// A user id is 1 to 128 characters (server-api.md §3.2); 422 `invalid_property` otherwise.
-pub(super) fn check_user_id(user_id: &str) -> ApiResult<()> {
-    if user_id.is_empty() || user_id.chars().count() > 128 {
-        return Err(ApiError::invalid_property(
-            "user_id",
-            "A user id must be 1 to 128 characters long.",
-        ));
-    }
-    Ok(())
-}
-
 impl IdentityBody {
     /// Validates a full identity (POST and PUT: `display_name` required).
     fn into_identity(self, app_id: Uuid, user_id: &str, now: Timestamp) -> ApiResult<Identity> {
-        check_user_id(user_id)?;
+        crate::service::checked_user_id(user_id)?;
         if let Some(body_user) = &self.user_id {
             if body_user != user_id {
                 return Err(ApiError::invalid_property(

@@ -41,8 +41,9 @@ async fn render(
     Ok(view.message(message))
 }
 
+/// The 1.x `sender` object of messages and announcements.
 #[derive(Debug, Default, Deserialize)]
-struct SenderBody {
+pub(super) struct SenderBody {
     user_id: Option<String>,
     name: Option<String>,
 }
@@ -59,12 +60,15 @@ struct SendBody {
     schedule: Option<Value>,
 }
 
-/// The sender of a Platform API message: exactly one of `sender_id` (2.0+),
+/// The sender of a Platform API message or announcement: exactly one of `sender_id` (2.0+),
 /// `sender.user_id` or `sender.name` (1.x).
-fn platform_sender(body: &SendBody) -> ApiResult<Sender> {
-    let user = body.sender.as_ref().and_then(|s| s.user_id.as_deref());
-    let name = body.sender.as_ref().and_then(|s| s.name.as_deref());
-    match (body.sender_id.as_deref(), user, name) {
+pub(super) fn platform_sender(
+    sender_id: Option<&str>,
+    sender: Option<&SenderBody>,
+) -> ApiResult<Sender> {
+    let user = sender.and_then(|s| s.user_id.as_deref());
+    let name = sender.and_then(|s| s.name.as_deref());
+    match (sender_id, user, name) {
         (Some(id), None, None) => Ok(Sender::User(crate::service::user_ref("sender_id", id)?)),
         (None, Some(user), None) => Ok(Sender::User(crate::service::user_ref(
             "sender.user_id",
@@ -88,7 +92,7 @@ fn platform_sender(body: &SendBody) -> ApiResult<Sender> {
 fn send_input(state: &AppState, actor: &Actor, body: SendBody) -> ApiResult<SendInput> {
     let sender = match actor.user_id() {
         Some(user) => Sender::User(user.to_owned()),
-        None => platform_sender(&body)?,
+        None => platform_sender(body.sender_id.as_deref(), body.sender.as_ref())?,
     };
     let id = body
         .id
@@ -322,9 +326,7 @@ pub async fn receipt(
     ids: PathIds,
     LayerJson(body): LayerJson<ReceiptBody>,
 ) -> ApiResult<StatusCode> {
-    let user = actor.user_id().ok_or_else(|| {
-        ApiError::new(ErrorKind::INVALID_ENDPOINT, "The endpoint does not exist.")
-    })?;
+    let user = actor.require_user()?;
     let id = svc::message_id(ids.get("message_id"))?;
     let status = svc::receipt_status(body.kind.as_deref())?;
     svc::receipt(&state.store, actor.app_id, user, id, status).await?;
@@ -370,12 +372,7 @@ fn part_json(
     message: &Message,
     part_id: Uuid,
 ) -> ApiResult<Value> {
-    let view = crate::render::View::new(
-        version,
-        &state.urls,
-        actor.app_id,
-        actor.perspective.clone(),
-    );
+    let view = super::bare_view(state, actor, version);
     let url = view.message_url(message.conversation_id, message.id);
     message
         .parts
@@ -400,12 +397,7 @@ pub async fn list_parts(
 ) -> ApiResult<Response> {
     require_v3(version)?;
     let message = load(&state, &actor, &ids).await?;
-    let view = crate::render::View::new(
-        version,
-        &state.urls,
-        actor.app_id,
-        actor.perspective.clone(),
-    );
+    let view = super::bare_view(&state, &actor, version);
     Ok(json_response(StatusCode::OK, &view.parts(&message)))
 }
 
@@ -500,12 +492,7 @@ pub async fn replace_parts(
             .await?,
     )?;
     let message = load(&state, &actor, &ids).await?;
-    let view = crate::render::View::new(
-        version,
-        &state.urls,
-        actor.app_id,
-        actor.perspective.clone(),
-    );
+    let view = super::bare_view(&state, &actor, version);
     Ok(json_response(StatusCode::OK, &view.parts(&message)))
 }
 

@@ -29,6 +29,16 @@ use crate::http::{auth, dedup, json_response, AppState};
 use crate::render::View;
 use crate::version::ApiVersion;
 
+/// A renderer for the actor, without identities (for objects that mention no users).
+pub(crate) fn bare_view<'a>(state: &'a AppState, actor: &Actor, version: ApiVersion) -> View<'a> {
+    View::new(
+        version,
+        &state.urls,
+        actor.app_id,
+        actor.perspective.clone(),
+    )
+}
+
 /// A renderer for the actor, with the identities of `users` loaded (2.0+ renders them).
 pub(crate) async fn view_for<'a>(
     state: &'a AppState,
@@ -36,12 +46,7 @@ pub(crate) async fn view_for<'a>(
     version: ApiVersion,
     mut users: Vec<String>,
 ) -> ApiResult<View<'a>> {
-    let view = View::new(
-        version,
-        &state.urls,
-        actor.app_id,
-        actor.perspective.clone(),
-    );
+    let view = bare_view(state, actor, version);
     if !version.has_identities() || users.is_empty() {
         return Ok(view);
     }

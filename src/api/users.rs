@@ -12,12 +12,12 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::blocks::BlocksChange;
-use super::identities::check_user_id;
 use super::user_patch::{operation_name, LayerPatch, OpKind, Operation};
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::AppCaller;
 use crate::http::extract::LayerJson;
 use crate::http::{json_response, AppState};
+use crate::service::checked_user_id;
 use crate::store::Timestamp;
 use crate::version::ApiVersion;
 
@@ -52,8 +52,7 @@ fn path_user(params: &mut HashMap<String, String>, name: &str) -> ApiResult<Stri
     let user = params
         .remove(name)
         .ok_or_else(|| ApiError::internal(format!("route without a {{{name}}} parameter")))?;
-    check_user_id(&user)?;
-    Ok(user)
+    checked_user_id(&user)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for UserId {
@@ -75,21 +74,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserPair {
     }
 }
 
-/// A user named in a body or query: an Identity id (`layer:///identities/<encoded user id>`) or a
-/// plain user id, in every version; 422 naming `property` otherwise.
-pub fn user_ref(property: &str, value: &str) -> ApiResult<String> {
-    crate::ids::parse_user_id(value)
-        .filter(|user| check_user_id(user).is_ok())
-        .ok_or_else(|| {
-            ApiError::invalid_property(
-                property,
-                format!(
-                    "{property} takes user ids (1 to 128 characters) or Identity ids \
-                     (layer:///identities/...)."
-                ),
-            )
-        })
-}
+pub use crate::service::user_ref;
 
 /// `user_ref` of a JSON value, which must be a string.
 pub fn user_ref_value(property: &str, value: &Value) -> ApiResult<String> {

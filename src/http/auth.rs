@@ -221,6 +221,14 @@ impl Actor {
     pub fn user_id(&self) -> Option<&str> {
         self.perspective.user_id()
     }
+
+    /// The acting user, for routes that only exist for users: the system gets the 404 of an
+    /// unknown route.
+    pub fn require_user(&self) -> ApiResult<&str> {
+        self.user_id().ok_or_else(|| {
+            ApiError::new(ErrorKind::INVALID_ENDPOINT, "The endpoint does not exist.")
+        })
+    }
 }
 
 impl FromRequestParts<AppState> for Actor {
