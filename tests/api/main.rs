@@ -11,4 +11,5 @@ mod messages;
 mod ops;
 mod pipeline;
 mod proxy;
+mod sessions;
 mod users;
