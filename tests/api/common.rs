@@ -525,9 +525,14 @@ impl TestServer {
 
     /// Logs `user_id` in through the whole documented flow (nonce, identity token, session).
     pub async fn login(&self, provider: &Provider, user_id: &str) -> String {
+        self.login_to(self.app_id, provider, user_id).await
+    }
+
+    /// `login` for another app of this server (`provider` must be registered for it).
+    pub async fn login_to(&self, app_id: Uuid, provider: &Provider, user_id: &str) -> String {
         let nonce = self.nonce().await;
         let response = self
-            .post_session(&self.app_id.to_string(), &provider.token(user_id, &nonce))
+            .post_session(&app_id.to_string(), &provider.token(user_id, &nonce))
             .await;
         assert_eq!(response.status(), 201);
         json(response).await["session_token"]

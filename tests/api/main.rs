@@ -7,6 +7,7 @@ mod common;
 mod conversations;
 mod dedup;
 mod identities;
+mod isolation;
 mod messages;
 mod ops;
 mod pipeline;
