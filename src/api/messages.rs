@@ -158,7 +158,19 @@ pub async fn send(
         {
             Ok(message) => message,
             Err(existing) => {
-                let existing = render(&state, &actor, version, &existing).await?;
+                // The id may be taken by a message the user cannot see (another conversation):
+                // then the 409 carries no object, so guessing ids reveals nothing.
+                let visible = match actor.user_id() {
+                    Some(user) => svc::user_message(&state.store, actor.app_id, user, existing.id)
+                        .await
+                        .is_ok(),
+                    None => true,
+                };
+                let existing = if visible {
+                    render(&state, &actor, version, &existing).await?
+                } else {
+                    Value::Null
+                };
                 return Err(ApiError::conflict(
                     ErrorKind::ID_IN_USE,
                     "The requested Message already exists.",

@@ -13,6 +13,7 @@ mod following;
 mod identities;
 mod messages;
 mod root;
+mod sessions;
 mod user_patch;
 mod users;
 
@@ -120,11 +121,15 @@ fn user_routes() -> Router<AppState> {
 pub fn client_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(root::root))
-        .route("/ping", get(root::ping))
-        .route("/nonces", post(root::create_nonce))
         .merge(user_routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::resolve_session))
+        // Added after the session layer: these never need a session, and a stale token sent
+        // along must not turn them into 401s.
+        .route("/ping", get(root::ping))
+        .route("/nonces", post(root::create_nonce))
+        .route("/sessions", post(sessions::create))
+        .route("/sessions/{session_token}", delete(sessions::delete))
 }
 
 /// Platform API routes, nested under `/apps/{app_uuid}` (Bearer auth).

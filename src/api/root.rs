@@ -28,18 +28,36 @@ pub async fn root(
     {
         return Err(crate::http::auth::challenge(&state, "Authentication is required.").await);
     }
-    let base = state.urls.base();
-    let ws_base = base.replacen("http", "ws", 1);
-    let link = format!(
-        "<{base}/nonces>; rel=nonces, <{base}/sessions>; rel=sessions, \
-         <{base}/conversations>; rel=conversations, <{base}/content>; rel=content, \
-         <{ws_base}/websocket>; rel=websocket"
+    let link = service_links(
+        &state,
+        &[
+            "nonces",
+            "sessions",
+            "conversations",
+            "content",
+            "websocket",
+        ],
     );
     let mut response = StatusCode::OK.into_response();
     if let Ok(value) = HeaderValue::from_str(&link) {
         response.headers_mut().insert(header::LINK, value);
     }
     Ok(response)
+}
+
+/// A `Link` header value naming the given services (`rel`s) under the public base URL.
+pub fn service_links(state: &AppState, rels: &[&str]) -> String {
+    let base = state.urls.base();
+    rels.iter()
+        .map(|rel| match *rel {
+            "websocket" => format!(
+                "<{}/websocket>; rel=websocket",
+                base.replacen("http", "ws", 1)
+            ),
+            rel => format!("<{base}/{rel}>; rel={rel}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `HEAD /ping` (and GET): the SDKs' connectivity check.

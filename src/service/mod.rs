@@ -4,6 +4,7 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod sessions;
 
 use uuid::Uuid;
 

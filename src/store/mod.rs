@@ -209,6 +209,8 @@ pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
     async fn consume_nonce(&self, nonce_hash: &str, now: Timestamp) -> StoreResult<bool>;
     async fn create_session(&self, token_hash: &str, session: &Session) -> StoreResult<()>;
     async fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    /// Ends one session (logout); false when no session had that hash.
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<bool>;
 
     // Identities.
     /// False when the user already has an identity.

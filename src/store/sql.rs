@@ -270,6 +270,15 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn delete_session(&self, token_hash: &str) -> $crate::store::StoreResult<bool> {
+                let deleted = sqlx::query("delete from sessions where token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted > 0)
+            }
+
             async fn insert_identity(
                 &self,
                 identity: &$crate::store::Identity,

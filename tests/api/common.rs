@@ -277,6 +277,7 @@ pub fn layer_count(response: &reqwest::Response) -> i64 {
 pub async fn expect_error(response: reqwest::Response, status: u16, id: &str) -> serde_json::Value {
     const CODES: &[(&str, i64)] = &[
         ("service_unavailable", 1),
+        ("invalid_app_id", 2),
         ("invalid_request_id", 3),
         ("authentication_required", 4),
         ("user_suspended", 6),
@@ -444,4 +445,109 @@ pub fn assert_keys(object: &serde_json::Value, keys: &[&str]) {
     let mut expected = keys.to_vec();
     expected.sort_unstable();
     assert_eq!(actual, expected, "keys of {object}");
+}
+
+/// The app's identity provider, as a customer backend is: a registered RSA key that signs
+/// identity tokens (the private keys are test fixtures, never used elsewhere).
+pub struct Provider {
+    pub key_id: Uuid,
+    pub provider_id: Uuid,
+    private_pem: &'static str,
+}
+
+pub const IDENTITY_KEY_A: &str = include_str!("../fixtures/identity-key-a.pem");
+pub const IDENTITY_KEY_B: &str = include_str!("../fixtures/identity-key-b.pem");
+
+impl Provider {
+    /// Registers the public half of `private_pem` for `app_id` under a new key id.
+    pub async fn register(store: &DynStore, app_id: Uuid, private_pem: &'static str) -> Self {
+        use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem).unwrap();
+        let public = rsa::RsaPublicKey::from(&private)
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let app = store.app(app_id).await.unwrap().expect("the app exists");
+        let key = admin::provider_key(&app, None, None, &public, "cli").unwrap();
+        store.add_key(&key).await.unwrap();
+        Provider {
+            key_id: key.id,
+            provider_id: key.provider_id,
+            private_pem,
+        }
+    }
+
+    /// The standard header and claims for `user_id` and `nonce`, valid for ten minutes.
+    pub fn parts(&self, user_id: &str, nonce: &str) -> (jsonwebtoken::Header, serde_json::Value) {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.typ = Some("JWT".into());
+        header.cty = Some("layer-eit;v=1".into());
+        header.kid = Some(format!("layer:///keys/{}", self.key_id));
+        let now = Timestamp::now().unix_seconds();
+        let claims = serde_json::json!({
+            "iss": format!("layer:///providers/{}", self.provider_id),
+            "prn": user_id,
+            "iat": now,
+            "exp": now + 600,
+            "nce": nonce,
+        });
+        (header, claims)
+    }
+
+    /// Signs `claims` under `header` with this provider's private key.
+    pub fn sign(&self, header: &jsonwebtoken::Header, claims: &serde_json::Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(header, claims, &key).unwrap()
+    }
+
+    /// A valid identity token for `user_id` and `nonce`.
+    pub fn token(&self, user_id: &str, nonce: &str) -> String {
+        let (header, claims) = self.parts(user_id, nonce);
+        self.sign(&header, &claims)
+    }
+}
+
+impl TestServer {
+    /// A fresh nonce from `POST /nonces`.
+    pub async fn nonce(&self) -> String {
+        let response = self.client(Method::POST, "/nonces").send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        json(response).await["nonce"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /sessions` with this identity token for this app.
+    pub async fn post_session(&self, app_id: &str, identity_token: &str) -> reqwest::Response {
+        self.client(Method::POST, "/sessions")
+            .json(&serde_json::json!({ "identity_token": identity_token, "app_id": app_id }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs `user_id` in through the whole documented flow (nonce, identity token, session).
+    pub async fn login(&self, provider: &Provider, user_id: &str) -> String {
+        self.login_to(self.app_id, provider, user_id).await
+    }
+
+    /// `login` for another app of this server (`provider` must be registered for it).
+    pub async fn login_to(&self, app_id: Uuid, provider: &Provider, user_id: &str) -> String {
+        let nonce = self.nonce().await;
+        let response = self
+            .post_session(&app_id.to_string(), &provider.token(user_id, &nonce))
+            .await;
+        assert_eq!(response.status(), 201);
+        json(response).await["session_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl TestServer {
+    /// A Client API request (v3) with this session token.
+    pub fn as_session(&self, session: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client(method, path).header(
+            "authorization",
+            format!("Layer session-token=\"{session}\""),
+        )
+    }
 }
