@@ -264,7 +264,7 @@ function expectStatus(r, expected, what) {
 /** Default deadline for anything the server answers locally. */
 const TIMEOUT_MS = 5000;
 /** Deadline for what needs the WebSocket (not implemented yet: these checks are XFAIL). */
-const REALTIME_TIMEOUT_MS = 3000;
+const REALTIME_TIMEOUT_MS = 2000;
 
 /**
  * Resolves with the first `event` of an SDK object (Backbone-style on/off) for which `filter`

@@ -5,8 +5,8 @@
 //
 // Users: alice is the SDK user; bob is driven with raw Client API requests (he creates the
 // conversations and messages the flows need: creates go over the WebSocket in the SDKs, which
-// the server does not serve yet); carol (a user id with '.' and '@') and dave exist through the
-// Platform API. Every id carries a per-run tag, so re-runs against one app do not collide.
+// the server does not serve yet); carol (a user id with '.' and '@'), dave and erin exist through
+// the Platform API. Every id carries a per-run tag, so re-runs against one app do not collide.
 //
 // Checks that need the WebSocket are listed in known_failures.txt and wait at most
 // REALTIME_TIMEOUT_MS; they run last, on their own client, because the SDKs queue WebSocket
@@ -66,6 +66,7 @@ async function run(sdk) {
   const BOB = `bob-${tag}`;
   const CAROL = `carol.${tag}@example.com`;
   const DAVE = `dave-${tag}`;
+  const ERIN = `erin-${tag}`;
   const profile = (name) => ({
     display_name: `${name[0].toUpperCase()}${name.slice(1)} ${tag}`,
     avatar_url: `https://example.com/avatars/${name}-${tag}.png`,
@@ -218,11 +219,14 @@ async function run(sdk) {
   const conv = []; // C0..C4: layer ids of bob+alice conversations, created in this order
   const msgs = []; // C0's messages M0..M4 (oldest first): {id, parts}
   const extra = {}; // other messages by role
-  await check('seed: bob logs in with a raw identity token; carol and dave created via the Platform API', async () => {
+  await check('seed: bob logs in with a raw identity token; carol, dave and erin created via the Platform API', async () => {
     need(authenticated || null, 'auth');
     bob = await rawLogin(cfg, api.version, BOB, profile('bob'));
-    for (const [user, name] of [[CAROL, 'carol'], [DAVE, 'dave']]) {
-      const r = await platform.post(`/users/${encodeURIComponent(user)}/identity`, profile(name));
+    const extraFields = {
+      [ERIN]: { first_name: 'Erin', last_name: 'Example', email_address: `erin-${tag}@example.com`, metadata: { team: 'interop' } },
+    };
+    for (const [user, name] of [[CAROL, 'carol'], [DAVE, 'dave'], [ERIN, 'erin']]) {
+      const r = await platform.post(`/users/${encodeURIComponent(user)}/identity`, { ...profile(name), ...extraFields[user] });
       expectStatus(r, 201, `Platform create identity ${user}`);
     }
   });
@@ -450,12 +454,19 @@ async function run(sdk) {
   // Identities and following
 
   await check('identities: getIdentity(user, true) loads a full identity (GET /identities/:user_id)', async () => {
-    need(bob, 'bob');
-    const identity = client.getIdentity(BOB, true);
-    if (!identity.isFullIdentity) await waitEvent(identity, 'identities:loaded', { failOn: ['identities:loaded-error'] });
-    eq(identity.userId, BOB, 'userId');
-    eq(identity.displayName, profile('bob').display_name, 'displayName');
+    need(bob, 'the seeded identities');
+    ok(!client.getIdentity(ERIN), 'erin is not cached yet');
+    const identity = client.getIdentity(ERIN, true);
+    await waitEvent(identity, 'identities:loaded', { failOn: ['identities:loaded-error'] });
     ok(identity.isFullIdentity, 'full identity');
+    eq(identity.userId, ERIN, 'userId');
+    eq(identity.displayName, profile('erin').display_name, 'displayName');
+    eq(identity.avatarUrl, profile('erin').avatar_url, 'avatarUrl');
+    eq(
+      [identity.firstName, identity.lastName, identity.emailAddress, identity.metadata],
+      ['Erin', 'Example', `erin-${tag}@example.com`, { team: 'interop' }],
+      'firstName, lastName, emailAddress, metadata',
+    );
   });
 
   await check("identities: a user id with '.' and '@' round-trips (strictEncodeURI url, exact user_id)", async () => {
@@ -674,15 +685,20 @@ async function run(sdk) {
     live = true;
   });
 
+  let socketOpen = false;
   await check('realtime: the client opens the WebSocket', async () => {
     need(live || null, 'the fresh client');
     if (!client.socketManager._isOpen()) {
       await waitEvent(client.socketManager, 'connected', { timeout: REALTIME_TIMEOUT_MS, what: 'the WebSocket to open' });
     }
+    socketOpen = true;
   });
+  // The checks below need an open socket; without one they fail at once (not run).
+  const needSocket = () => need(socketOpen || null, 'an open WebSocket');
 
   await check('realtime: a queued REST request is not stuck behind Presence.sync', async () => {
     need(live || null, 'the fresh client');
+    needSocket();
     // A newly seen identity queues Presence.sync (after 150 ms); a PATCH queued after it must
     // still go out.
     const queued = waitEvent(client.syncManager, 'sync:add', {
@@ -701,6 +717,7 @@ async function run(sdk) {
   let created;
   await check('realtime: client.createConversation({participants, distinct: false}).send() creates it', async () => {
     need(live || null, 'the fresh client');
+    needSocket();
     const c = client.createConversation({ participants: [BOB, CAROL], distinct: false, metadata: { by: 'sdk' } });
     const sent = waitEvent(c, 'conversations:sent', {
       timeout: REALTIME_TIMEOUT_MS,
@@ -716,6 +733,7 @@ async function run(sdk) {
 
   await check('realtime: re-creating an existing distinct conversation finds it (conversations:sent Found)', async () => {
     need(live || null, 'the fresh client');
+    needSocket();
     // bob creates the distinct conversation {alice, bob, dave} over REST; alice's SDK then
     // creates "the same" one and must be handed the existing id.
     const id = newId('conversations');
@@ -738,6 +756,7 @@ async function run(sdk) {
 
   await check('realtime: message.send() with two parts -> messages:sent, server has the parts', async () => {
     need(live || null, 'the fresh client');
+    needSocket();
     const c = created || (await loadConversation(conv[0]));
     const m = api.newMessage(c, [
       { mimeType: 'text/plain', body: `sent by the SDK ${tag}` },
@@ -768,6 +787,7 @@ async function run(sdk) {
 
   await check('realtime: the peer SDK receives a new message in its conversation (messages:add)', async () => {
     need(peerProc && peerProc.connected ? peerProc : null, 'the peer');
+    needSocket();
     const id = newId('messages');
     peerProc.send({ type: 'watch', id });
     const heard = peerMessage(peerProc, (m) => m.type === 'message' && m.id === id, REALTIME_TIMEOUT_MS);
