@@ -50,9 +50,11 @@ function ok(cond, what, value) {
 const userIdsOf = (participants) => participants.map((p) => p.userId).sort();
 
 /**
- * Runs every flow for one SDK. `sdk.load()` returns the adapter:
- *   { version, Query: {Conversation, Message, Identity}, DELETION_MODE, newClient(options),
- *     parts(message) -> [{mimeType, body, id}], newMessage(conversation, parts) }
+ * Runs every flow for one SDK: `sdk` = {suite, sdkVersion, version, load(cfg)}; `load` loads the
+ * SDK with the shims and returns the adapter:
+ *   { sdkVersion, version, Query: {Conversation, Message, Identity, Announcement}, DELETION_MODE,
+ *     LayerError, newClient(options), parts(message) -> [MessagePart], newMessage(conversation, parts) }
+ * With `--peer` on the command line this process is the forked second user instead (peer()).
  */
 async function run(sdk) {
   if (process.argv[2] === '--peer') return peer(sdk);
@@ -74,7 +76,7 @@ async function run(sdk) {
   const children = new Set();
   let api; // the adapter
   let client; // the current SDK client (alice)
-  let clients = []; // every client created, destroyed at the end
+  const clients = []; // every client created, destroyed at the end
   const challenges = []; // {nonce, userId} per challenge answered
   const syncLog = []; // every sync:success / sync:error of the current client's SyncManager
 
@@ -166,10 +168,7 @@ async function run(sdk) {
     return sizes;
   }
 
-  function newQuery(options) {
-    const query = client.createQuery(options);
-    return query;
-  }
+  const newQuery = (options) => client.createQuery(options);
 
   const aliceApi = () => clientApi(cfg.url, api.version, client.sessionToken);
   let bob; // raw Client API as bob
@@ -748,19 +747,23 @@ async function run(sdk) {
   });
 
   let created;
-  await check('realtime: client.createConversation({participants, distinct: false}).send() creates it', async () => {
+  await check('realtime: client.createConversation({participants, distinct: true}).send() creates it (Created)', async () => {
     need(live || null, 'the fresh client');
     needSocket();
-    const c = client.createConversation({ participants: [BOB, CAROL], distinct: false, metadata: { by: 'sdk' } });
+    const c = client.createConversation({ participants: [BOB, CAROL], distinct: true, metadata: { by: 'sdk' } });
+    const id = c.id;
     const sent = waitEvent(c, 'conversations:sent', {
       timeout: REALTIME_TIMEOUT_MS,
       failOn: ['conversations:sent-error'],
       what: 'conversations:sent',
     });
     c.send();
-    await sent;
+    const evt = await sent;
+    eq(evt.result, 'Created', 'result');
+    eq(c.id, id, 'the id the SDK chose');
     const r = expectStatus(await bob.get(`/conversations/${uuidOf(c.id)}`), 200, "bob's GET of the new conversation");
     eq(r.body.participants.map((p) => p.user_id).sort(), [ALICE, BOB, CAROL].sort(), 'participants');
+    eq(r.body.metadata, { by: 'sdk' }, 'metadata');
     created = c;
   });
 
@@ -798,8 +801,9 @@ async function run(sdk) {
     const sent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
     m.send();
     await sent;
-    const r = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, "bob's GET of the sent message");
+    const r = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, "bob's GET of the sent message (the SDK's id)");
     eq(r.body.parts.map((p) => p.body), [`sent by the SDK ${tag}`, JSON.stringify({ tag })], 'part bodies');
+    if (api.version === '3.0') eq(r.body.parts.map((p) => p.id), api.parts(m).map((p) => p.id), 'part ids (the SDK chose them)');
   });
 
   // A second SDK user in a forked process (W keeps one client per appId per process, X is a
