@@ -3,6 +3,7 @@
 mod announcements;
 mod auth;
 mod cli;
+mod client_identities;
 mod common;
 mod conversations;
 mod dedup;
