@@ -163,28 +163,39 @@ pub async fn replace_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The identity fields the Platform API may PATCH (plus `metadata` and `metadata.<key>`).
-const PATCHABLE: &[&str] = &[
+/// The profile fields of an identity: what a PATCH may `set` (with `metadata`).
+const PROFILE: &[&str] = &[
     "display_name",
     "avatar_url",
     "first_name",
     "last_name",
     "phone_number",
     "email_address",
-    "identity_type",
-    "public_key",
 ];
 
-/// What users may PATCH of their own identity: the profile, not the app's `identity_type` (bots)
-/// nor `public_key` (end-to-end encryption is the app's).
-const USER_PATCHABLE: &[&str] = &[
-    "display_name",
-    "avatar_url",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "email_address",
-];
+/// Fields only the app may PATCH: users may not make themselves bots (`identity_type`) nor
+/// choose the key others encrypt for them with (`public_key`).
+const APP_ONLY: &[&str] = &["identity_type", "public_key"];
+
+/// Who patches an identity, which decides the fields it may set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patcher {
+    App,
+    User,
+}
+
+impl Patcher {
+    fn may_set(self, field: &str) -> bool {
+        PROFILE.contains(&field)
+            || field == "metadata"
+            || (self == Patcher::App && APP_ONLY.contains(&field))
+    }
+
+    fn settable(self) -> String {
+        let app_only = if self == Patcher::App { APP_ONLY } else { &[] };
+        [PROFILE, app_only, &["metadata"]].concat().join(", ")
+    }
+}
 
 fn no_identity() -> ApiError {
     ApiError::not_found("No identity exists for the specified user.")
@@ -197,7 +208,7 @@ pub async fn patch_identity(
     Path((_, user_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    let patch = identity_patch(&body, PATCHABLE)?;
+    let patch = identity_patch(&body, Patcher::App)?;
     let current = state
         .store
         .identity(caller.app_id, &user_id)
@@ -220,21 +231,21 @@ pub async fn patch_own_identity(
             "Users may only change their own identity.",
         ));
     }
-    let patch = identity_patch(&body, USER_PATCHABLE)?;
+    let patch = identity_patch(&body, Patcher::User)?;
     let current = state.store.identity(me.app_id, &user_id).await?;
     let current = seen_identity(me.app_id, &user_id, current);
     save_patched(&state, current, &patch).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A Layer Patch of an identity whose operations only `set` the `fields` (or `metadata`) and
+/// A Layer Patch of an identity whose operations only `set` fields `patcher` may set and
 /// `set`/`delete` `metadata.<key>`.
-fn identity_patch(body: &[u8], fields: &[&str]) -> ApiResult<crate::patch::Patch> {
+fn identity_patch(body: &[u8], patcher: Patcher) -> ApiResult<crate::patch::Patch> {
     use crate::patch::{OpKind, Patch};
     let patch = Patch::from_slice(body).map_err(crate::http::extract::patch_error)?;
     for (index, op) in patch.0.iter().enumerate() {
         let allowed = match (op.kind, op.root(), op.path.len()) {
-            (OpKind::Set, root, 1) => fields.contains(&root) || root == "metadata",
+            (OpKind::Set, root, 1) => patcher.may_set(root),
             (OpKind::Set | OpKind::Delete, "metadata", 2) => true,
             _ => false,
         };
@@ -246,7 +257,7 @@ fn identity_patch(body: &[u8], fields: &[&str]) -> ApiResult<crate::patch::Patch
                      metadata.<key> only.",
                     op.kind.as_str(),
                     op.property,
-                    fields.join(", "),
+                    patcher.settable(),
                 ),
             ));
         }

@@ -2,7 +2,7 @@
 //! real wire as session users.
 
 use layer_server::secrets;
-use layer_server::store::{Session, Timestamp};
+use layer_server::store::{PushToken, Session, Timestamp};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -69,21 +69,26 @@ impl<'a> User<'a> {
         body_json(response).await
     }
 
-    async fn status(&self, method: Method, path: &str) -> u16 {
+    /// Asserts that `method path` answers `status` with an empty body.
+    async fn expect(&self, method: Method, path: &str, status: u16) {
         let response = self.request(method.clone(), path).send().await.unwrap();
-        let status = response.status().as_u16();
+        assert_eq!(response.status(), status, "{method} {path}");
         assert_eq!(
             response.text().await.unwrap(),
             "",
             "{method} {path}: no body"
         );
-        status
     }
 
     async fn patch(&self, path: &str, operations: Value) -> reqwest::Response {
+        self.patch_raw(path, PATCH_CONTENT_TYPE, &operations.to_string())
+            .await
+    }
+
+    async fn patch_raw(&self, path: &str, content_type: &str, body: &str) -> reqwest::Response {
         self.request(Method::PATCH, path)
-            .header("content-type", PATCH_CONTENT_TYPE)
-            .body(operations.to_string())
+            .header("content-type", content_type)
+            .body(body.to_owned())
             .send()
             .await
             .unwrap()
@@ -114,6 +119,11 @@ const FULL_IDENTITY_KEYS: &[&str] = &[
     "identity_type",
     "type",
 ];
+
+/// A Layer Patch of one `set`.
+fn set(property: &str, value: Value) -> Value {
+    json!([{"operation": "set", "property": property, "value": value}])
+}
 
 /// What the SDKs' `strictEncodeURI` sends: RFC 3986 unreserved characters only.
 fn strict_encode(user_id: &str) -> String {
@@ -208,10 +218,9 @@ async fn identities_of_other_users_of_the_app() {
     // identity right after following)
     let body = expect_error(alice.get("/identities/stranger").await, 404, "not_found").await;
     assert!(body["message"].as_str().unwrap().contains("identity"));
-    assert_eq!(
-        alice.status(Method::PUT, "/following/users/stranger").await,
-        204
-    );
+    alice
+        .expect(Method::PUT, "/following/users/stranger", 204)
+        .await;
     let stranger = alice.get_json("/identities/stranger").await;
     assert_eq!(stranger["user_id"], "stranger");
 
@@ -317,14 +326,9 @@ async fn following_as_the_session_user() {
     expect_error(response, 404, "not_found").await;
 
     // follow, check, bulk follow (Identity ids or user ids)
-    assert_eq!(
-        alice.status(Method::PUT, "/following/users/b.o%40b").await,
-        204
-    );
-    assert_eq!(
-        alice.status(Method::GET, "/following/users/b.o@b").await,
-        204
-    );
+    alice
+        .expect(Method::PUT, "/following/users/b.o%40b", 204)
+        .await;
     let response = alice
         .post_json(
             "/following/users",
@@ -333,14 +337,10 @@ async fn following_as_the_session_user() {
         .await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.text().await.unwrap(), "");
-    assert_eq!(
-        alice.status(Method::GET, "/following/users/sp%20ace").await,
-        204
-    );
-    assert_eq!(
-        alice.status(Method::GET, "/following/users/tilde%7E").await,
-        204
-    );
+    for user in ["b.o@b", "sp%20ace", "tilde%7E"] {
+        let path = format!("/following/users/{user}");
+        alice.expect(Method::GET, &path, 204).await;
+    }
 
     // implicit follows: sharing a conversation
     server.conversation_of(&["alice", "carol"]).await;
@@ -409,28 +409,19 @@ async fn following_as_the_session_user() {
     assert_eq!(page.as_array().unwrap().len(), 4, "capped, not refused");
 
     // unfollow (a conversation partner too); idempotent; a new conversation does not re-follow
-    assert_eq!(
-        alice.status(Method::DELETE, "/following/users/carol").await,
-        204
-    );
-    assert_eq!(
-        alice.status(Method::DELETE, "/following/users/carol").await,
-        204
-    );
-    assert_eq!(
-        alice.status(Method::DELETE, "/following/users/never").await,
-        204
-    );
+    for user in ["carol", "carol", "never"] {
+        let path = format!("/following/users/{user}");
+        alice.expect(Method::DELETE, &path, 204).await;
+    }
     expect_error(alice.get("/following/users/carol").await, 404, "not_found").await;
     server.conversation_of(&["alice", "carol"]).await;
     let response = alice.get("/identities").await;
     assert_eq!(layer_count(&response), 3);
     // ... while carol still follows alice
     let carol = User::of(&server, "carol").await;
-    assert_eq!(
-        carol.status(Method::GET, "/following/users/alice").await,
-        204
-    );
+    carol
+        .expect(Method::GET, "/following/users/alice", 204)
+        .await;
 
     // the same lists through the Platform API, acting as alice
     let response = server
@@ -511,10 +502,9 @@ async fn users_of_another_app_see_nothing_of_this_one() {
         expect_error(mallory.get(path).await, 404, "not_found").await;
     }
     // following "bob" follows app B's bob: a blank identity, never app A's
-    assert_eq!(
-        mallory.status(Method::PUT, "/following/users/bob").await,
-        204
-    );
+    mallory
+        .expect(Method::PUT, "/following/users/bob", 204)
+        .await;
     let bob = mallory.get_json("/identities/bob").await;
     assert!(bob["display_name"].is_null(), "{bob}");
     let listed = mallory.get_json("/identities").await;
@@ -529,10 +519,7 @@ async fn users_of_another_app_see_nothing_of_this_one() {
     // app A's identity cannot be changed from app B, not even by a namesake
     let namesake = User::in_app(&server, other_app, "bob").await;
     let response = namesake
-        .patch(
-            "/identities/bob",
-            json!([{"operation": "set", "property": "display_name", "value": "Hijacked"}]),
-        )
+        .patch("/identities/bob", set("display_name", json!("Hijacked")))
         .await;
     assert_eq!(response.status(), 204);
     let a_bob = store.identity(server.app_id, "bob").await.unwrap().unwrap();
@@ -618,21 +605,12 @@ async fn users_patch_their_own_identity() {
     // another user's identity: 403, whatever the body
     server.create_identity("bob", "Bob").await;
     for target in ["/identities/bob", "/identities/nobody"] {
-        let response = alice
-            .patch(
-                target,
-                json!([{"operation": "set", "property": "display_name", "value": "x"}]),
-            )
-            .await;
+        let response = alice.patch(target, set("display_name", json!("x"))).await;
         expect_error(response, 403, "access_denied").await;
     }
     let response = alice
-        .request(Method::PATCH, "/identities/bob")
-        .header("content-type", PATCH_CONTENT_TYPE)
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
+        .patch_raw("/identities/bob", PATCH_CONTENT_TYPE, "not json")
+        .await;
     expect_error(response, 403, "access_denied").await;
     let stored = server
         .store
@@ -644,40 +622,19 @@ async fn users_patch_their_own_identity() {
 
     // what users may not set, and bad values: 422 naming the property; nothing is written
     for (operations, property) in [
-        (
-            json!([{"operation": "set", "property": "identity_type", "value": "bot"}]),
-            "identity_type",
-        ),
-        (
-            json!([{"operation": "set", "property": "public_key", "value": "k"}]),
-            "public_key",
-        ),
-        (
-            json!([{"operation": "set", "property": "user_id", "value": "bob"}]),
-            "user_id",
-        ),
+        (set("identity_type", json!("bot")), "identity_type"),
+        (set("public_key", json!("k")), "public_key"),
+        (set("user_id", json!("bob")), "user_id"),
         (
             json!([{"operation": "add", "property": "metadata.x", "value": "1"}]),
             "metadata.x",
         ),
+        (set("display_name", json!("x".repeat(129))), "display_name"),
+        (set("display_name", json!(null)), "display_name"),
+        (set("display_name", json!(5)), "identity"),
+        (set("metadata.x", json!({"nested": "1"})), "metadata"),
         (
-            json!([{"operation": "set", "property": "display_name", "value": "x".repeat(129)}]),
-            "display_name",
-        ),
-        (
-            json!([{"operation": "set", "property": "display_name", "value": null}]),
-            "display_name",
-        ),
-        (
-            json!([{"operation": "set", "property": "display_name", "value": 5}]),
-            "identity",
-        ),
-        (
-            json!([{"operation": "set", "property": "metadata.x", "value": {"nested": "1"}}]),
-            "metadata",
-        ),
-        (
-            json!([{"operation": "set", "property": "email_address", "value": "e".repeat(256)}]),
+            set("email_address", json!("e".repeat(256))),
             "email_address",
         ),
         (
@@ -694,31 +651,21 @@ async fn users_patch_their_own_identity() {
         assert_eq!(body["data"]["property"], property, "{operations}: {body}");
     }
     assert_eq!(alice.get_json(path).await["last_name"], "L", "atomic");
-    let response = alice
-        .request(Method::PATCH, path)
-        .header("content-type", PATCH_CONTENT_TYPE)
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    let response = alice.patch_raw(path, PATCH_CONTENT_TYPE, "{").await;
     expect_error(response, 400, "invalid_request").await;
-    let response = alice
-        .request(Method::PATCH, path)
-        .header("content-type", "application/json")
-        .body("[]")
-        .send()
-        .await
-        .unwrap();
+    let response = alice.patch_raw(path, "application/json", "[]").await;
     expect_error(response, 406, "invalid_header").await;
 }
 
-/// The user's push tokens by device, latest registration first.
+/// The user's push tokens, latest registration first.
+async fn tokens(server: &TestServer, user: &str) -> Vec<PushToken> {
+    server.store.push_tokens(server.app_id, user).await.unwrap()
+}
+
+/// The user's push tokens as (device, token), latest registration first.
 async fn devices(server: &TestServer, user: &str) -> Vec<(String, String)> {
-    server
-        .store
-        .push_tokens(server.app_id, user)
+    tokens(server, user)
         .await
-        .unwrap()
         .into_iter()
         .map(|t| (t.device_id, t.token))
         .collect()
@@ -748,11 +695,7 @@ async fn push_tokens_register_replace_and_evict() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let stored = server
-        .store
-        .push_tokens(server.app_id, "alice")
-        .await
-        .unwrap();
+    let stored = tokens(&server, "alice").await;
     assert_eq!(stored.len(), 2);
     assert_eq!(
         (
@@ -767,11 +710,7 @@ async fn push_tokens_register_replace_and_evict() {
     // the same device again: its token is replaced
     register(json!({"token": "apns-0b", "type": "apns", "device_id": "d0", "ios_version": 10}))
         .await;
-    let stored = server
-        .store
-        .push_tokens(server.app_id, "alice")
-        .await
-        .unwrap();
+    let stored = tokens(&server, "alice").await;
     assert_eq!(stored.len(), 2);
     assert_eq!(
         (stored[0].device_id.as_str(), stored[0].token.as_str()),
@@ -829,15 +768,14 @@ async fn push_tokens_register_replace_and_evict() {
     assert_eq!(devices(&server, "bob").await.len(), 2);
 
     // unregister: 202, idempotent, only the caller's own device
-    assert_eq!(alice.status(Method::DELETE, "/push_tokens/d25").await, 202);
-    assert_eq!(alice.status(Method::DELETE, "/push_tokens/d25").await, 202);
-    assert_eq!(alice.status(Method::DELETE, "/push_tokens/d5").await, 202);
+    alice.expect(Method::DELETE, "/push_tokens/d25", 202).await;
+    alice.expect(Method::DELETE, "/push_tokens/d25", 202).await;
+    alice.expect(Method::DELETE, "/push_tokens/d5", 202).await;
     assert_eq!(devices(&server, "alice").await.len(), 22);
     assert_eq!(devices(&server, "bob").await.len(), 2, "bob keeps d5");
-    assert_eq!(
-        alice.status(Method::DELETE, "/push_tokens/a%20b%2Fc").await,
-        202
-    );
+    alice
+        .expect(Method::DELETE, "/push_tokens/a%20b%2Fc", 202)
+        .await;
 }
 
 #[tokio::test]
