@@ -3,6 +3,8 @@
 mod announcements;
 mod auth;
 mod cli;
+mod client;
+mod client_identities;
 mod common;
 mod conversations;
 mod dedup;
