@@ -220,7 +220,9 @@ macro_rules! impl_messaging_store {
                 Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
             }
 
-            /// Members who share a conversation follow each other (unless one unfollowed).
+            /// Users who join a conversation together follow each other; joining one also ends
+            /// an earlier explicit unfollow (client-api.md §3.8: "may be implicitly re-followed by
+            /// joining another conversation together").
             async fn follow_each_other(
                 conn: &mut Conn,
                 app_id: uuid::Uuid,
@@ -245,7 +247,10 @@ macro_rules! impl_messaging_store {
                             .push_bind(true)
                             .push_bind(at);
                     });
-                    query.push(" on conflict do nothing");
+                    query.push(
+                        " on conflict (app_id, follower_user_id, followed_user_id)
+                          do update set following = excluded.following",
+                    );
                     query.build().execute(&mut *conn).await?;
                 }
                 Ok(())
