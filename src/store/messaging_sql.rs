@@ -230,11 +230,14 @@ macro_rules! impl_messaging_store {
                 others: &[String],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
+                // Each pair once: Postgres refuses an upsert that touches a row twice.
                 let pairs: Vec<(&String, &String)> = users
                     .iter()
                     .flat_map(|a| others.iter().map(move |b| (a, b)))
                     .filter(|(a, b)| a != b)
                     .flat_map(|(a, b)| [(a, b), (b, a)])
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .collect();
                 for chunk in pairs.chunks(1000) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
