@@ -408,13 +408,12 @@ async fn following_as_the_session_user() {
     let page = alice.get_json("/identities?page_size=100000").await;
     assert_eq!(page.as_array().unwrap().len(), 4, "capped, not refused");
 
-    // unfollow (a conversation partner too); idempotent; a new conversation does not re-follow
+    // unfollow (a conversation partner too); idempotent
     for user in ["carol", "carol", "never"] {
         let path = format!("/following/users/{user}");
         alice.expect(Method::DELETE, &path, 204).await;
     }
     expect_error(alice.get("/following/users/carol").await, 404, "not_found").await;
-    server.conversation_of(&["alice", "carol"]).await;
     let response = alice.get("/identities").await;
     assert_eq!(layer_count(&response), 3);
     // ... while carol still follows alice
@@ -878,4 +877,31 @@ async fn push_token_bodies_are_validated() {
         .await
         .unwrap();
     expect_error(response, 404, "invalid_endpoint").await;
+}
+
+#[tokio::test]
+async fn joining_a_new_conversation_together_follows_again_after_an_unfollow() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "carol"]).await;
+    let check = || {
+        server
+            .platform(Method::GET, "/users/alice/following/carol")
+            .send()
+    };
+    assert_eq!(check().await.unwrap().status(), 204, "implicit follow");
+    let response = server
+        .platform(Method::DELETE, "/users/alice/following/carol")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(check().await.unwrap().status(), 404);
+    // A message in the conversation they already share changes nothing ...
+    server.send_text(&conversation, "still here").await;
+    assert_eq!(check().await.unwrap().status(), 404);
+    // ... joining a new one together follows again (client-api.md §3.8).
+    server
+        .create_conversation(json!({"participants": ["alice", "carol", "dave"], "distinct": false}))
+        .await;
+    assert_eq!(check().await.unwrap().status(), 204);
 }
