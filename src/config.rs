@@ -21,6 +21,7 @@ pub struct Settings {
     pub dedup: DedupSettings,
     pub limits: LimitSettings,
     pub bootstrap: BootstrapSettings,
+    pub websocket: WebsocketSettings,
     #[serde(default)]
     pub apps: Vec<DeclaredApp>,
 }
@@ -74,6 +75,19 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DedupSettings {
     pub ttl_secs: u64,
+}
+
+/// The WebSocket API (`/websocket`): per-connection bounds and keepalive.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebsocketSettings {
+    /// Packets waiting to be written to one socket; a socket whose queue overflows is closed.
+    pub outbound_queue: usize,
+    /// Client packets read but not yet handled; reading pauses while this many wait.
+    pub inbound_queue: usize,
+    /// Seconds between WebSocket pings; a peer silent for a whole interval is dropped.
+    pub ping_interval_secs: u64,
+    /// Largest accepted client message (and frame), in bytes.
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +180,14 @@ impl Settings {
         }
         if self.http.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs must be at least 1");
+        }
+        if self.websocket.outbound_queue == 0 || self.websocket.inbound_queue == 0 {
+            return invalid(
+                "websocket.outbound_queue and websocket.inbound_queue must be at least 1",
+            );
+        }
+        if self.websocket.ping_interval_secs == 0 {
+            return invalid("websocket.ping_interval_secs must be at least 1");
         }
         if !self.http.public_url.is_empty() {
             match url::Url::parse(&self.http.public_url) {

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod patch;
+pub mod realtime;
 pub mod render;
 pub mod secrets;
 pub mod server;

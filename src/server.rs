@@ -13,6 +13,9 @@ use crate::config::Settings;
 use crate::http::{self, AppState, Urls};
 use crate::store::{self, DynStore, Timestamp};
 
+/// How long shutdown waits for WebSockets to close.
+const SOCKETS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
 /// How often expired nonces, sessions and dedup entries are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -49,13 +52,31 @@ pub async fn serve(
         settings: Arc::new(settings),
         urls: Arc::new(Urls::new(base_url)),
         metrics: http::ops::metrics_handle(),
+        realtime: crate::realtime::Realtime::local(),
     };
     let background = tokio::spawn(housekeeping(state.clone()));
     tracing::info!(%local_addr, backend = ?store.backend(), "layer-server listening");
 
+    // Upgraded WebSockets outlive their HTTP connection: on shutdown they get a close frame
+    // (1001) and the server waits for their tasks to end.
+    let hub = state.realtime.hub.clone();
+    let shutdown = {
+        let hub = hub.clone();
+        async move {
+            shutdown.await;
+            hub.close_all();
+        }
+    };
     let result = axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    hub.close_all();
+    if tokio::time::timeout(SOCKETS_CLOSE_WITHIN, hub.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("WebSockets still open after shutdown");
+    }
     background.abort();
     store.close().await;
     tracing::info!("layer-server stopped");

@@ -21,7 +21,7 @@ use crate::store::{Conversation, ConversationSort, UserConversation};
 use crate::version::ApiVersion;
 
 #[derive(Debug, Deserialize)]
-pub struct CreateBody {
+pub(crate) struct CreateBody {
     id: Option<String>,
     participants: Option<Vec<String>>,
     distinct: Option<bool>,
@@ -62,12 +62,30 @@ async fn render_for(
     }
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    actor: Actor,
+/// What a create returned, rendered for the actor.
+pub(crate) enum CreateResult {
+    New(Value),
+    /// The existing distinct conversation, and its `Location`.
+    Existing(Value, String),
+}
+
+impl CreateResult {
+    pub(crate) fn into_body(self) -> Value {
+        match self {
+            CreateResult::New(body) | CreateResult::Existing(body, _) => body,
+        }
+    }
+}
+
+/// Creates a conversation (REST `POST /conversations` and the WebSocket's
+/// `Conversation.create`): a distinct one found is a success, one with other metadata a
+/// `conflict` error carrying it, a taken id `id_in_use` carrying it.
+pub(crate) async fn create_conversation(
+    state: &AppState,
+    actor: &Actor,
     version: ApiVersion,
-    LayerJson(body): LayerJson<CreateBody>,
-) -> ApiResult<Response> {
+    body: CreateBody,
+) -> ApiResult<CreateResult> {
     let participants = body
         .participants
         .ok_or_else(|| ApiError::missing_property("participants"))?
@@ -89,22 +107,16 @@ pub async fn create(
     let limits = &state.settings.limits;
     let outcome = svc::create(&state.store, limits, actor.app_id, actor.user_id(), input).await?;
     match outcome {
-        Ok(Created::New(c)) => {
-            let body = render_for(&state, &actor, version, &c).await?;
-            Ok(json_response(StatusCode::CREATED, &body))
-        }
+        Ok(Created::New(c)) => Ok(CreateResult::New(
+            render_for(state, actor, version, &c).await?,
+        )),
         Ok(Created::Existing(c)) => {
-            let body = render_for(&state, &actor, version, &c).await?;
-            let view = super::bare_view(&state, &actor, version);
-            let location = view.conversation_location(c.id);
-            let mut response = json_response(StatusCode::OK, &body);
-            if let Ok(value) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, value);
-            }
-            Ok(response)
+            let body = render_for(state, actor, version, &c).await?;
+            let location = super::bare_view(state, actor, version).conversation_location(c.id);
+            Ok(CreateResult::Existing(body, location))
         }
         Err(CreateConflict::Metadata(c)) => {
-            let existing = render_for(&state, &actor, version, &c).await?;
+            let existing = render_for(state, actor, version, &c).await?;
             Err(ApiError::conflict(
                 ErrorKind::CONFLICT,
                 "The requested Distinct Conversation was found but had metadata that did not match your request.",
@@ -114,7 +126,7 @@ pub async fn create(
         }
         Err(CreateConflict::IdInUse(c)) => {
             let existing = if c.deleted_at.is_none() {
-                render_for(&state, &actor, version, &c)
+                render_for(state, actor, version, &c)
                     .await
                     .unwrap_or(Value::Null)
             } else {
@@ -127,6 +139,26 @@ pub async fn create(
             ))
         }
     }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    version: ApiVersion,
+    LayerJson(body): LayerJson<CreateBody>,
+) -> ApiResult<Response> {
+    Ok(
+        match create_conversation(&state, &actor, version, body).await? {
+            CreateResult::New(body) => json_response(StatusCode::CREATED, &body),
+            CreateResult::Existing(body, location) => {
+                let mut response = json_response(StatusCode::OK, &body);
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                response
+            }
+        },
+    )
 }
 
 pub async fn get(

@@ -125,6 +125,54 @@ fn parse_body(value: Value) -> ApiResult<SendBody> {
     })
 }
 
+/// A message body as sent (REST or `Message.create`'s `data`), validated.
+pub(crate) fn message_input(state: &AppState, actor: &Actor, body: Value) -> ApiResult<SendInput> {
+    parse_body(body).and_then(|b| send_input(state, actor, b))
+}
+
+/// Sends one validated message and renders it for the actor. A taken id is `id_in_use`
+/// carrying the existing message, if the actor may see it.
+pub(crate) async fn send_one(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    conversation_id: Uuid,
+    input: SendInput,
+) -> ApiResult<Value> {
+    let as_participant = actor.user_id().is_some();
+    match svc::send(
+        &state.store,
+        actor.app_id,
+        conversation_id,
+        as_participant,
+        input,
+    )
+    .await?
+    {
+        Ok(message) => render(state, actor, version, &message).await,
+        Err(existing) => {
+            // The id may be taken by a message the user cannot see (another conversation):
+            // then the 409 carries no object, so guessing ids reveals nothing.
+            let visible = match actor.user_id() {
+                Some(user) => svc::user_message(&state.store, actor.app_id, user, existing.id)
+                    .await
+                    .is_ok(),
+                None => true,
+            };
+            let existing = if visible {
+                render(state, actor, version, &existing).await?
+            } else {
+                Value::Null
+            };
+            Err(ApiError::conflict(
+                ErrorKind::ID_IN_USE,
+                "The requested Message already exists.",
+                existing,
+            ))
+        }
+    }
+}
+
 /// `POST .../conversations/:id/messages`: 201 with the message; a JSON array of messages
 /// (Platform API batch) is 202 with the array of messages.
 pub async fn send(
@@ -135,7 +183,6 @@ pub async fn send(
     LayerJson(body): LayerJson<Value>,
 ) -> ApiResult<Response> {
     let conversation_id = ids.uuid("conversation_id", "conversation")?;
-    let as_participant = actor.user_id().is_some();
     let (batch, bodies) = match body {
         Value::Array(items) if actor.user_id().is_none() => (true, items),
         other => (false, vec![other]),
@@ -143,42 +190,11 @@ pub async fn send(
     // Validate everything before sending anything.
     let inputs = bodies
         .into_iter()
-        .map(|b| parse_body(b).and_then(|b| send_input(&state, &actor, b)))
+        .map(|b| message_input(&state, &actor, b))
         .collect::<ApiResult<Vec<_>>>()?;
     let mut sent = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let message = match svc::send(
-            &state.store,
-            actor.app_id,
-            conversation_id,
-            as_participant,
-            input,
-        )
-        .await?
-        {
-            Ok(message) => message,
-            Err(existing) => {
-                // The id may be taken by a message the user cannot see (another conversation):
-                // then the 409 carries no object, so guessing ids reveals nothing.
-                let visible = match actor.user_id() {
-                    Some(user) => svc::user_message(&state.store, actor.app_id, user, existing.id)
-                        .await
-                        .is_ok(),
-                    None => true,
-                };
-                let existing = if visible {
-                    render(&state, &actor, version, &existing).await?
-                } else {
-                    Value::Null
-                };
-                return Err(ApiError::conflict(
-                    ErrorKind::ID_IN_USE,
-                    "The requested Message already exists.",
-                    existing,
-                ));
-            }
-        };
-        sent.push(render(&state, &actor, version, &message).await?);
+        sent.push(send_one(&state, &actor, version, conversation_id, input).await?);
     }
     Ok(if batch {
         json_response(StatusCode::ACCEPTED, &sent)

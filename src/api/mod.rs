@@ -8,10 +8,10 @@
 
 mod announcements;
 mod blocks;
-mod conversations;
+pub(crate) mod conversations;
 mod following;
 mod identities;
-mod messages;
+pub(crate) mod messages;
 mod push_tokens;
 mod root;
 mod sessions;

@@ -47,9 +47,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(session_token): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store
-        .delete_session(&secrets::sha256_hex(&session_token))
-        .await?;
+    let hash = secrets::sha256_hex(&session_token);
+    state.store.delete_session(&hash).await?;
+    state.realtime.session_ended(hash).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -190,6 +190,12 @@ pub async fn patch_user(
             .store
             .set_suspended(caller.app_id, &user_id, suspended, now)
             .await?;
+        if suspended {
+            state
+                .realtime
+                .user_logged_out(caller.app_id, &user_id)
+                .await;
+        }
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -235,6 +241,10 @@ pub async fn delete_sessions(
     UserId(user_id): UserId,
 ) -> ApiResult<StatusCode> {
     state.store.delete_sessions(caller.app_id, &user_id).await?;
+    state
+        .realtime
+        .user_logged_out(caller.app_id, &user_id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

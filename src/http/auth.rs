@@ -103,8 +103,12 @@ async fn bearer_app(
 /// The session token of a Client API request: `Authorization: Layer session-token="…"` (double
 /// or single quotes) or the `session_token` query parameter (WebSocket upgrades).
 fn session_token(req: &Request) -> Option<String> {
-    let from_header = req
-        .headers()
+    session_token_of(req.headers(), req.uri())
+}
+
+/// As `session_token`, from the parts of a request (the WebSocket upgrade).
+pub fn session_token_of(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -118,7 +122,7 @@ fn session_token(req: &Request) -> Option<String> {
         });
     from_header
         .or_else(|| {
-            url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+            url::form_urlencoded::parse(uri.query()?.as_bytes())
                 .find(|(k, _)| k == "session_token")
                 .map(|(_, v)| v.into_owned())
         })

@@ -36,6 +36,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub urls: Arc<Urls>,
     pub metrics: PrometheusHandle,
+    /// Live WebSockets and what reaches them.
+    pub realtime: crate::realtime::Realtime,
 }
 
 /// Absolute URLs of rendered objects, all under the configured public base URL.
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     // Each `layer` call wraps the previous ones, so the list reads innermost first: a request
     // meets the request id first and the metrics last, right before its handler.
     let routes = ops::routes()
+        .merge(crate::realtime::routes())
         .merge(api)
         .layer(from_fn(ops::track_metrics))
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes))
