@@ -16,3 +16,4 @@ mod pipeline;
 mod proxy;
 mod sessions;
 mod users;
+mod websocket;

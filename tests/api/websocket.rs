@@ -1,0 +1,676 @@
+//! The WebSocket API through the real wire: upgrade and refusals, counters and timestamps, every
+//! request method, typing relay, sockets closed on logout, overflow and shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use layer_server::store::Timestamp;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::common::{expect_error, identity_id, json, TestServer};
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A test client: checks that every packet continues the counter, keeps what it skipped.
+struct Ws {
+    stream: Stream,
+    next_counter: u64,
+    next_request: u32,
+    protocol: String,
+}
+
+fn ws_url(server: &TestServer, path_and_query: &str) -> String {
+    format!("{}{path_and_query}", server.base.replacen("http", "ws", 1))
+}
+
+async fn open(server: &TestServer, token: &str, protocol: &str) -> Ws {
+    let url = ws_url(
+        server,
+        &format!("/websocket/?session_token={token}&client-id=tab1&layer-xdk-version=4.0.6"),
+    );
+    open_request(url, protocol, None).await
+}
+
+async fn open_request(url: String, protocol: &str, authorization: Option<&str>) -> Ws {
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    if let Some(value) = authorization {
+        request
+            .headers_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    let (stream, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let echoed = response.headers()["sec-websocket-protocol"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    Ws {
+        stream,
+        next_counter: 0,
+        next_request: 1,
+        protocol: echoed,
+    }
+}
+
+impl Ws {
+    async fn send(&mut self, packet: Value) {
+        self.stream
+            .send(Message::text(packet.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// The next packet; asserts counter (previous + 1) and a millisecond UTC timestamp.
+    async fn packet(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a packet within the wait")
+                .expect("socket open")
+                .expect("frame");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let packet: Value = serde_json::from_str(text.as_str()).unwrap();
+            assert_eq!(packet["counter"], self.next_counter, "{packet}");
+            self.next_counter += 1;
+            let ts = packet["timestamp"].as_str().unwrap();
+            assert!(
+                Timestamp::parse_iso(ts).is_some() && ts.len() == 24 && ts.ends_with('Z'),
+                "{ts}"
+            );
+            return packet;
+        }
+    }
+
+    /// Sends a request and returns its response body (the next packet must be it).
+    async fn request(&mut self, method: &str, object_id: Option<&str>, data: Value) -> Value {
+        let request_id = format!("r{}", self.next_request);
+        self.next_request += 1;
+        let mut body = json!({ "method": method, "request_id": request_id, "data": data });
+        if let Some(id) = object_id {
+            body["object_id"] = json!(id);
+        }
+        self.send(json!({ "type": "request", "body": body })).await;
+        let packet = self.packet().await;
+        assert_eq!(packet["type"], "response", "{packet}");
+        assert_eq!(packet["body"]["request_id"], request_id.as_str());
+        assert_eq!(packet["body"]["method"], method);
+        packet["body"].clone()
+    }
+
+    async fn ok(&mut self, method: &str, object_id: Option<&str>, data: Value) -> Value {
+        let body = self.request(method, object_id, data).await;
+        assert_eq!(body["success"], true, "{body}");
+        body["data"].clone()
+    }
+
+    /// A failed request's Layer error object, with the expected id.
+    async fn fails(
+        &mut self,
+        method: &str,
+        object_id: Option<&str>,
+        data: Value,
+        id: &str,
+    ) -> Value {
+        let body = self.request(method, object_id, data).await;
+        assert_eq!(body["success"], false, "{body}");
+        let error = &body["data"];
+        assert_eq!(error["id"], id, "{body}");
+        assert!(
+            error["code"].is_number() && error["message"].is_string() && error["url"].is_string()
+        );
+        error.clone()
+    }
+
+    /// Proves that nothing else was queued for this socket: a Counter.read answered next.
+    async fn nothing_pending(&mut self) {
+        let before = self.next_counter;
+        let data = self.ok("Counter.read", None, Value::Null).await;
+        assert_eq!(data["counter"], before as i64 - 1);
+    }
+
+    /// Reads until the server closes; the close code.
+    async fn closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("closed within the wait")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+fn conversation_id() -> String {
+    format!("layer:///conversations/{}", Uuid::new_v4())
+}
+
+fn distinct_create(participants: &[&str], metadata: Value, id: &str) -> Value {
+    json!({
+        "participants": participants.iter().map(|u| identity_id(u)).collect::<Vec<_>>(),
+        "distinct": true,
+        "metadata": metadata,
+        "id": id,
+    })
+}
+
+#[tokio::test]
+async fn upgrade_echoes_each_subprotocol_and_counts_every_packet_from_zero() {
+    let server = TestServer::start().await;
+    let token = server.session_for("alice").await;
+    for protocol in ["layer-1.0", "layer-2.0", "layer-3.0"] {
+        let mut ws = open(&server, &token, protocol).await;
+        assert_eq!(ws.protocol, protocol);
+        let first = ws.ok("Counter.read", None, Value::Null).await;
+        assert_eq!(
+            first["counter"], -1,
+            "nothing was sent before the first packet"
+        );
+        let second = ws.ok("Counter.read", None, Value::Null).await;
+        assert_eq!(second["counter"], 0);
+        ws.ok("Presence.subscribe", None, Value::Null).await;
+        ws.nothing_pending().await;
+    }
+    // Without the slash, with the token in the Authorization header, several offered protocols.
+    let mut ws = open_request(
+        ws_url(&server, "/websocket"),
+        "layer-2.0, layer-3.0",
+        Some(&format!("Layer session-token=\"{token}\"")),
+    )
+    .await;
+    assert_eq!(ws.protocol, "layer-2.0");
+    ws.nothing_pending().await;
+}
+
+/// A WebSocket upgrade request through plain HTTP, to read refusals' bodies.
+async fn raw_upgrade(
+    server: &TestServer,
+    query: &str,
+    protocol: Option<&str>,
+) -> reqwest::Response {
+    let mut request = server
+        .raw(Method::GET, &format!("/websocket/{query}"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    if let Some(protocol) = protocol {
+        request = request.header("sec-websocket-protocol", protocol);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn refuses_missing_and_dead_sessions_with_a_challenge_and_unknown_subprotocols() {
+    let server = TestServer::start().await;
+    for query in ["", "?session_token=not-a-session"] {
+        let response = raw_upgrade(&server, query, Some("layer-3.0")).await;
+        let body = expect_error(response, 401, "authentication_required").await;
+        assert!(
+            body["data"]["nonce"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty()),
+            "{body}"
+        );
+    }
+    let token = server.session_for("alice").await;
+    let query = format!("?session_token={token}");
+    for protocol in [None, Some("layer-4.0"), Some("chat")] {
+        let response = raw_upgrade(&server, &query, protocol).await;
+        expect_error(response, 406, "invalid_header").await;
+    }
+    let response = raw_upgrade(&server, &query, Some("layer-3.0")).await;
+    assert_eq!(response.status(), 101);
+}
+
+#[tokio::test]
+async fn conversation_create_is_created_found_conflicting_and_retryable() {
+    let server = TestServer::start().await;
+    let token = server.session_for("alice").await;
+    let mut ws = open(&server, &token, "layer-3.0").await;
+
+    let id = conversation_id();
+    let created = ws
+        .ok(
+            "Conversation.create",
+            None,
+            distinct_create(&["alice", "bob"], Value::Null, &id),
+        )
+        .await;
+    assert_eq!(created["id"], id.as_str(), "Created keeps the client's id");
+    assert_eq!(created["participants"][1]["id"], identity_id("bob"));
+    assert!(created["url"].as_str().unwrap().starts_with(&server.base));
+
+    // Found: the existing distinct conversation, for null or equal metadata.
+    let found = ws
+        .ok(
+            "Conversation.create",
+            None,
+            distinct_create(&["bob", "alice"], Value::Null, &conversation_id()),
+        )
+        .await;
+    assert_eq!(found["id"], id.as_str());
+
+    // FoundMismatch: conflict carrying the existing conversation.
+    let conflict = ws
+        .fails(
+            "Conversation.create",
+            None,
+            distinct_create(
+                &["alice", "bob"],
+                json!({"title": "other"}),
+                &conversation_id(),
+            ),
+            "conflict",
+        )
+        .await;
+    assert_eq!(conflict["data"]["id"], id.as_str());
+
+    // A retried create of a non-distinct conversation: id_in_use with the object.
+    let plain = conversation_id();
+    let body = json!({"participants": [identity_id("carol")], "distinct": false, "metadata": null, "id": plain});
+    let first = ws.ok("Conversation.create", None, body.clone()).await;
+    assert_eq!(first["id"], plain.as_str());
+    let retry = ws.request("Conversation.create", None, body).await;
+    if retry["success"] == true {
+        assert_eq!(retry["data"]["id"], plain.as_str());
+    } else {
+        assert_eq!(retry["data"]["id"], "id_in_use", "{retry}");
+        assert_eq!(retry["data"]["data"]["id"], plain.as_str());
+    }
+
+    ws.fails(
+        "Conversation.create",
+        None,
+        json!({"distinct": true}),
+        "missing_property",
+    )
+    .await;
+    ws.fails(
+        "Conversation.create",
+        None,
+        json!("garbage"),
+        "invalid_request",
+    )
+    .await;
+    ws.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn message_create_keeps_client_ids_and_answers_retries_with_id_in_use() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let carol = server.session_for("carol").await;
+    let mut ws = open(&server, &alice, "layer-3.0").await;
+    let conversation = conversation_id();
+    ws.ok(
+        "Conversation.create",
+        None,
+        distinct_create(&["alice", "bob"], Value::Null, &conversation),
+    )
+    .await;
+
+    let message_uuid = Uuid::new_v4();
+    let message_id = format!("layer:///messages/{message_uuid}");
+    let part_id = format!("{message_id}/parts/{}", Uuid::new_v4());
+    let data = json!({
+        "id": message_id,
+        "parts": [
+            {"id": part_id, "mime_type": "text/plain", "body": "hello"},
+            {"mime_type": "application/json", "body": "{}"},
+        ],
+        "notification": {"text": "hello", "sound": "chime.aiff"},
+    });
+    let sent = ws
+        .ok("Message.create", Some(&conversation), data.clone())
+        .await;
+    assert_eq!(sent["id"], message_id.as_str());
+    assert_eq!(sent["conversation"]["id"], conversation.as_str());
+    assert_eq!(sent["parts"][0]["id"], part_id.as_str());
+    assert_eq!(sent["parts"][1]["body"], "{}");
+    assert_eq!(sent["sender"]["id"], identity_id("alice"));
+
+    let retry = ws
+        .fails(
+            "Message.create",
+            Some(&conversation),
+            data.clone(),
+            "id_in_use",
+        )
+        .await;
+    assert_eq!(retry["data"]["id"], message_id.as_str());
+
+    // The server has it, as REST shows.
+    let response = server
+        .client(Method::GET, &format!("/messages/{message_uuid}"))
+        .header("authorization", format!("Layer session-token=\"{alice}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(response).await["parts"][0]["body"], "hello");
+
+    // A non-participant retrying the id learns nothing; sending there is refused.
+    let mut outsider = open(&server, &carol, "layer-2.0").await;
+    let error = outsider
+        .fails("Message.create", Some(&conversation), data, "not_found")
+        .await;
+    assert!(
+        error.get("data").is_none_or(|d| d.get("id").is_none()),
+        "{error}"
+    );
+
+    ws.fails(
+        "Message.create",
+        None,
+        json!({"parts": []}),
+        "missing_property",
+    )
+    .await;
+    ws.fails(
+        "Message.create",
+        Some(&conversation_id()),
+        json!({"parts": [{"mime_type": "text/plain", "body": "x"}]}),
+        "not_found",
+    )
+    .await;
+    ws.fails(
+        "Message.create",
+        Some(&conversation),
+        json!({"parts": []}),
+        "missing_property",
+    )
+    .await;
+    ws.nothing_pending().await;
+}
+
+fn presence_of(changes: &Value, user: &str) -> Option<(Value, Value)> {
+    changes.as_array().unwrap().iter().find_map(|change| {
+        (change["object"]["id"] == identity_id(user)).then(|| {
+            assert_eq!(change["operation"], "update");
+            assert_eq!(change["object"]["type"], "Identity");
+            let data = change["data"].as_array().unwrap();
+            assert_eq!(data[0]["property"], "presence.status");
+            assert_eq!(data[1]["property"], "presence.last_seen_at");
+            (data[0]["value"].clone(), data[1]["value"].clone())
+        })
+    })
+}
+
+#[tokio::test]
+async fn presence_update_and_sync_report_statuses_the_user_may_see() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    // alice and bob share a conversation (so follow each other); carol is a stranger.
+    server.conversation_of(&["alice", "bob"]).await;
+    let mut a = open(&server, &alice, "layer-3.0").await;
+    let mut b = open(&server, &bob, "layer-2.0").await;
+    let since = Timestamp::now().to_iso();
+
+    a.ok("Presence.subscribe", None, Value::Null).await;
+    a.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "auto"}]),
+    )
+    .await;
+    b.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "busy"}]),
+    )
+    .await;
+    a.fails(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "asleep"}]),
+        "invalid_property",
+    )
+    .await;
+    a.fails(
+        "Presence.update",
+        None,
+        json!({"status": "away"}),
+        "invalid_request",
+    )
+    .await;
+
+    let ids = json!({"ids": [identity_id("alice"), identity_id("bob"), identity_id("carol")]});
+    let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
+    let (status, seen) = presence_of(&changes, "alice").expect("own presence");
+    assert_eq!(status, "available", "auto is available while connected");
+    assert!(Timestamp::parse_iso(seen.as_str().unwrap()).is_some());
+    assert_eq!(presence_of(&changes, "bob").unwrap().0, "busy");
+    assert!(
+        presence_of(&changes, "carol").is_none(),
+        "not followed: {changes}"
+    );
+
+    let changes = a.ok("Presence.sync", None, json!({"since": since})).await["changes"].clone();
+    assert_eq!(presence_of(&changes, "bob").unwrap().0, "busy");
+
+    // bob disconnects: offline, last seen kept.
+    drop(b);
+    // Each round trip is a real request; the deadline bounds the wait for the disconnect.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut offline = false;
+    while !offline && tokio::time::Instant::now() < deadline {
+        let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
+        offline = presence_of(&changes, "bob")
+            .is_some_and(|(s, seen)| s == "offline" && seen.is_string());
+    }
+    assert!(offline);
+    a.fails("Presence.sync", None, json!({}), "missing_property")
+        .await;
+    a.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn typing_indicators_reach_the_other_participants_only() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-2.0").await;
+    let mut bob_v1 = open(&server, &server.session_for("bob").await, "layer-1.0").await;
+    let mut carol = open(&server, &server.session_for("carol").await, "layer-3.0").await;
+    let object = json!({"id": format!("layer:///conversations/{conversation}")});
+    let signal = |action: &str| json!({"type": "signal", "body": {"type": "typing_indicator", "object": object, "data": {"action": action}}});
+
+    alice.send(signal("started")).await;
+    let packet = bob.packet().await;
+    assert_eq!(packet["type"], "signal", "{packet}");
+    assert_eq!(packet["body"]["type"], "typing_indicator");
+    assert_eq!(packet["body"]["object"]["id"], object["id"]);
+    assert_eq!(packet["body"]["data"]["action"], "started");
+    assert_eq!(packet["body"]["data"]["sender"]["id"], identity_id("alice"));
+    assert_eq!(packet["body"]["data"]["sender"]["user_id"], "alice");
+    let packet = bob_v1.packet().await;
+    assert_eq!(packet["body"]["data"]["user_id"], "alice");
+
+    // Not to the sender, not to strangers; a stranger's signal reaches nobody.
+    carol.send(signal("started")).await;
+    alice.send(signal("finished")).await;
+    assert_eq!(bob.packet().await["body"]["data"]["action"], "finished");
+    alice.nothing_pending().await;
+    carol.nothing_pending().await;
+    bob.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn malformed_packets_and_unknown_methods_are_answered_without_closing() {
+    let server = TestServer::start().await;
+    let mut ws = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    ws.stream.send(Message::text("not json")).await.unwrap();
+    ws.stream
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    ws.send(json!({"type": "request", "body": {"method": "Counter.read"}}))
+        .await;
+    ws.send(json!({"type": "request", "body": {"request_id": "bad1"}}))
+        .await;
+    let packet = ws.packet().await;
+    assert_eq!(packet["body"]["request_id"], "bad1");
+    assert_eq!(packet["body"]["success"], false);
+    assert_eq!(packet["body"]["data"]["id"], "invalid_request");
+
+    let error = ws
+        .fails(
+            "Conversation.teleport",
+            None,
+            Value::Null,
+            "invalid_request",
+        )
+        .await;
+    assert_eq!(error["data"]["method"], "Conversation.teleport");
+    ws.fails(
+        "Conversation.mark_all_read",
+        None,
+        Value::Null,
+        "invalid_request",
+    )
+    .await;
+    let replay = ws
+        .fails(
+            "Event.replay",
+            None,
+            json!({"from_timestamp": Timestamp::now().to_iso()}),
+            "service_unavailable",
+        )
+        .await;
+    assert!(replay["message"].as_str().unwrap().contains("replay"));
+    ws.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn ending_sessions_closes_their_sockets() {
+    let server = TestServer::start().await;
+    let token = server.session_for("alice").await;
+    let mut logged_out = open(&server, &token, "layer-3.0").await;
+    let mut other_session = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let response = server
+        .client(Method::DELETE, &format!("/sessions/{token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(logged_out.closed().await, Some(CloseCode::Library(4001)));
+    other_session.nothing_pending().await;
+    let response = raw_upgrade(
+        &server,
+        &format!("?session_token={token}"),
+        Some("layer-3.0"),
+    )
+    .await;
+    expect_error(response, 401, "authentication_required").await;
+
+    // The Platform API ends every session of a user.
+    let response = server
+        .platform(Method::DELETE, "/users/alice/sessions")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(other_session.closed().await, Some(CloseCode::Library(4001)));
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_going_away() {
+    let server = TestServer::start().await;
+    let mut ws = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    ws.nothing_pending().await;
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(ws.closed().await, Some(CloseCode::Away));
+    stopping.await.unwrap();
+}
+
+async fn overflow_closes(server: &TestServer) -> f64 {
+    let text = server
+        .raw(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("layer_websocket_closes_total") && l.contains("overflow"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_slow_consumer_overflows_and_only_its_socket_closes() {
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__OUTBOUND_QUEUE", "4")]).await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    // bob reads nothing, through a tiny receive buffer.
+    let bob_token = server.session_for("bob").await;
+    let url = ws_url(&server, &format!("/websocket/?session_token={bob_token}"));
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp
+        .connect(server.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "layer-3.0".parse().unwrap());
+    let (mut bob, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+
+    let before = overflow_closes(&server).await;
+    let signal = json!({"type": "signal", "body": {"type": "typing_indicator",
+        "object": {"id": format!("layer:///conversations/{conversation}")}, "data": {"action": "started"}}});
+    let mut overflowed = false;
+    for _ in 0..200 {
+        for _ in 0..500 {
+            alice
+                .stream
+                .feed(Message::text(signal.to_string()))
+                .await
+                .unwrap();
+        }
+        alice.stream.flush().await.unwrap();
+        // Every signal sent so far has been handled once this is answered.
+        alice.nothing_pending().await;
+        if overflow_closes(&server).await > before {
+            overflowed = true;
+            break;
+        }
+    }
+    assert!(overflowed, "bob's socket never overflowed");
+    alice.nothing_pending().await;
+    // bob finds the end of the stream after what was written before the close.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match bob.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("bob's socket ends");
+    assert!(matches!(ended, None | Some(CloseCode::Again)), "{ended:?}");
+}
