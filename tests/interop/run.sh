@@ -29,7 +29,6 @@
 #   LAYER_INTEROP_KEEP=1     keep the temp dirs (server logs, suite output) for inspection
 #   LAYER_INTEROP_SUITES     run only these suites (space/comma separated; default: all):
 #                            layer-api layer-api-specs LayerClient websdk web-xdk
-#   LAYER_SDK_PRESENCE_WORKAROUND=0  the SDK suites without their Presence.sync workaround (README.md)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -91,8 +91,7 @@ async function run(sdk) {
   // Helpers
 
   /** A new client for alice with the challenge handler and the sync recorder attached. */
-  const presenceWorkaround = process.env.LAYER_SDK_PRESENCE_WORKAROUND !== '0';
-  function newClient({ blockPresence = presenceWorkaround } = {}) {
+  function newClient() {
     if (client && !client.isDestroyed) client.destroy();
     client = api.newClient({ appId: cfg.appId, url: cfg.sdkUrl, websocketUrl: cfg.websocketUrl });
     clients.push(client);
@@ -113,18 +112,6 @@ async function run(sdk) {
           error: evt.error,
         });
       });
-    }
-    if (blockPresence) {
-      // WORKAROUND until the WebSocket exists (issue 5): both SDKs send `Presence.sync` for every
-      // newly seen identity through the SyncManager's sequential queue; with no socket it never
-      // fires and every later queued REST request (PATCH, DELETE, follow) waits behind it forever
-      // (W src/mixins/client-identities.js _loadPresence; §0.11). Drop those requests here; the
-      // XFAIL check 'realtime: a queued REST request is not stuck behind Presence.sync' runs
-      // without this workaround (LAYER_SDK_PRESENCE_WORKAROUND=0: no client has it). Remove it
-      // when that check passes.
-      client._loadPresence = function () {
-        this._loadPresenceIds = [];
-      };
     }
     return client;
   }
@@ -709,12 +696,12 @@ async function run(sdk) {
   });
 
   // -------------------------------------------------------------------------------------------
-  // Real time (needs the WebSocket, issue 5): a fresh client without the presence workaround
+  // Real time (the WebSocket, issue 5): a fresh client
 
   let live = false;
   await check('realtime: a fresh client authenticates again after logout (connect)', async () => {
     need(api, 'the SDK');
-    newClient({ blockPresence: false });
+    newClient();
     const ready = waitEvent(client, 'ready', { failOn: ['connected-error', 'authenticated-error'] });
     client.connect(ALICE);
     await ready;
