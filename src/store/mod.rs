@@ -1,6 +1,8 @@
 //! Persistence: the `Store` trait the services call, its records, and `open` which picks the
 //! backend from the database URL (`postgres://` or `sqlite:`). The store does no HTTP.
 
+mod channels;
+mod channels_sql;
 mod messaging;
 mod messaging_sql;
 mod postgres;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+pub use channels::*;
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, UserState, UserStore};
@@ -166,10 +169,10 @@ pub struct Pruned {
     pub dedup_entries: u64,
 }
 
-/// Everything the services persist. The foundation's methods are here; conversations, messages
-/// and per-user state live in the supertraits (one file each).
+/// Everything the services persist. The foundation's methods are here; conversations, messages,
+/// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
-pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
+pub trait Store: MessagingStore + ChannelStore + UserStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).
     async fn ping(&self) -> StoreResult<()>;
