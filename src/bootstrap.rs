@@ -132,6 +132,8 @@ Log a client in as alice: get a nonce, mint an identity token for it, exchange i
 \x20 curl -sS -X POST {base_url}/nonces -H 'Accept: application/vnd.layer+json; version=3.0'\n\
 \x20 layer-server dev-token --app {app} --user alice --nonce <nonce>\n\
 \x20 (dev-token without --nonce mints a token with a fresh nonce of its own)\n\
+\x20 curl -sS -X POST {base_url}/sessions -H 'Accept: application/vnd.layer+json; version=3.0' -H 'Content-Type: application/json' -d '{{\"app_id\":\"{app}\",\"identity_token\":\"<token>\"}}'\n\
+Then send Authorization: Layer session-token=\"<session_token>\" with Client API requests.\n\
 Point Layer SDKs at {base_url} with app id layer:///apps/production/{app}.\n\
 ==============================================\n",
             key = self.key_path.display(),

@@ -144,9 +144,19 @@ impl<'a> View<'a> {
         }
     }
 
-    /// A full Identity (server-api.md §3.2). Before 2.0 only the profile fields were returned.
+    /// A full Identity as the perspective sees it: its `url` is where this caller reads it, and
+    /// users (Client API, proxy) also get `type`, the key the SDKs read (client-api.md §5.6).
     pub fn identity(&self, identity: &Identity) -> Value {
-        identity_json(self.urls, self.version, identity)
+        let mut value = identity_at(
+            &self.identity_url(&identity.user_id),
+            self.version,
+            identity,
+        );
+        let for_user = self.perspective.user_id().is_some() && self.version.has_identities();
+        if let (Some(map), true) = (value.as_object_mut(), for_user) {
+            map.insert("type".into(), identity.identity_type.clone().into());
+        }
+        value
     }
 
     /// The system view of a conversation.
@@ -406,10 +416,15 @@ pub fn message_uri(id: Uuid) -> String {
 /// A full Identity (server-api.md §3.2). Before 2.0 only the profile fields were returned, plus
 /// `user_id`, which the Python client requires.
 pub fn identity(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value {
-    identity_json(urls, version, identity)
+    identity_at(
+        &urls.platform_identity(identity.app_id, &identity.user_id),
+        version,
+        identity,
+    )
 }
 
-fn identity_json(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value {
+/// A full Identity whose `url` (2.0+) is `url`.
+fn identity_at(url: &str, version: ApiVersion, identity: &Identity) -> Value {
     let mut value = json!({
         "user_id": identity.user_id,
         "display_name": identity.display_name,
@@ -424,11 +439,7 @@ fn identity_json(urls: &Urls, version: ApiVersion, identity: &Identity) -> Value
     if version.has_identities() {
         let map = value.as_object_mut().expect("an object literal");
         map.insert("id".into(), ids::identity_uri(&identity.user_id).into());
-        map.insert(
-            "url".into(),
-            urls.platform_identity(identity.app_id, &identity.user_id)
-                .into(),
-        );
+        map.insert("url".into(), url.into());
         map.insert(
             "identity_type".into(),
             identity.identity_type.clone().into(),

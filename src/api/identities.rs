@@ -1,4 +1,7 @@
-//! Platform API identities (server-api.md §11): `/apps/:app_uuid/users/:user_id/identity`.
+//! Identities: the Platform API resource (server-api.md §11, `/apps/:app_uuid/users/:user_id/
+//! identity`), and what users read and change of them (client-api.md §3.8, `/identities/:user_id`,
+//! also through the proxy). Layer created an identity for every user it heard of; here only what
+//! was set is stored, and users see a blank identity for a known user without one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,8 +11,9 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::users::OtherId;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::http::auth::AppCaller;
+use crate::http::auth::{Actor, AppCaller, UserCaller};
 use crate::http::extract::LayerJson;
 use crate::http::{json_response, AppState};
 use crate::store::{Identity, Timestamp};
@@ -48,6 +52,14 @@ fn check_len(property: &str, value: &Option<String>, max: usize) -> ApiResult<()
 impl IdentityBody {
     /// Validates a full identity (POST and PUT: `display_name` required).
     fn into_identity(self, app_id: Uuid, user_id: &str, now: Timestamp) -> ApiResult<Identity> {
+        if self.display_name.is_none() {
+            return Err(ApiError::missing_property("display_name"));
+        }
+        self.validated(app_id, user_id, now)
+    }
+
+    /// Validates every field but the presence of `display_name`.
+    fn validated(self, app_id: Uuid, user_id: &str, now: Timestamp) -> ApiResult<Identity> {
         crate::service::checked_user_id(user_id)?;
         if let Some(body_user) = &self.user_id {
             if body_user != user_id {
@@ -56,9 +68,6 @@ impl IdentityBody {
                     "The user_id in the body differs from the one in the URL.",
                 ));
             }
-        }
-        if self.display_name.is_none() {
-            return Err(ApiError::missing_property("display_name"));
         }
         check_len("display_name", &self.display_name, 128)?;
         check_len("avatar_url", &self.avatar_url, 1024)?;
@@ -134,7 +143,7 @@ pub async fn get_identity(
         .store
         .identity(caller.app_id, &user_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("No identity exists for the specified user."))?;
+        .ok_or_else(no_identity)?;
     Ok(json_response(
         StatusCode::OK,
         &crate::render::identity(&state.urls, version, &identity),
@@ -154,17 +163,43 @@ pub async fn replace_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The identity fields a PATCH may set (plus `metadata` and `metadata.<key>`).
-const PATCHABLE: &[&str] = &[
+/// The profile fields of an identity: what a PATCH may `set` (with `metadata`).
+const PROFILE: &[&str] = &[
     "display_name",
     "avatar_url",
     "first_name",
     "last_name",
     "phone_number",
     "email_address",
-    "identity_type",
-    "public_key",
 ];
+
+/// Fields only the app may PATCH: users may not make themselves bots (`identity_type`) nor
+/// choose the key others encrypt for them with (`public_key`).
+const APP_ONLY: &[&str] = &["identity_type", "public_key"];
+
+/// Who patches an identity, which decides the fields it may set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patcher {
+    App,
+    User,
+}
+
+impl Patcher {
+    fn may_set(self, field: &str) -> bool {
+        PROFILE.contains(&field)
+            || field == "metadata"
+            || (self == Patcher::App && APP_ONLY.contains(&field))
+    }
+
+    fn settable(self) -> String {
+        let app_only = if self == Patcher::App { APP_ONLY } else { &[] };
+        [PROFILE, app_only, &["metadata"]].concat().join(", ")
+    }
+}
+
+fn no_identity() -> ApiError {
+    ApiError::not_found("No identity exists for the specified user.")
+}
 
 /// PATCH (Layer Patch): `set` on profile fields, `set`/`delete` on `metadata.<key>`; atomic.
 pub async fn patch_identity(
@@ -173,11 +208,44 @@ pub async fn patch_identity(
     Path((_, user_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
+    let patch = identity_patch(&body, Patcher::App)?;
+    let current = state
+        .store
+        .identity(caller.app_id, &user_id)
+        .await?
+        .ok_or_else(no_identity)?;
+    save_patched(&state, current, &patch).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Client API `PATCH /identities/:user_id`: users change their own profile (a blank identity
+/// becomes a stored one); another user's identity is 403 `access_denied`.
+pub async fn patch_own_identity(
+    State(state): State<AppState>,
+    me: UserCaller,
+    OtherId(user_id): OtherId,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    if user_id != me.user_id {
+        return Err(crate::service::access_denied(
+            "Users may only change their own identity.",
+        ));
+    }
+    let patch = identity_patch(&body, Patcher::User)?;
+    let current = state.store.identity(me.app_id, &user_id).await?;
+    let current = seen_identity(me.app_id, &user_id, current);
+    save_patched(&state, current, &patch).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A Layer Patch of an identity whose operations only `set` fields `patcher` may set and
+/// `set`/`delete` `metadata.<key>`.
+fn identity_patch(body: &[u8], patcher: Patcher) -> ApiResult<crate::patch::Patch> {
     use crate::patch::{OpKind, Patch};
-    let patch = Patch::from_slice(&body).map_err(crate::http::extract::patch_error)?;
+    let patch = Patch::from_slice(body).map_err(crate::http::extract::patch_error)?;
     for (index, op) in patch.0.iter().enumerate() {
         let allowed = match (op.kind, op.root(), op.path.len()) {
-            (OpKind::Set, root, 1) => PATCHABLE.contains(&root) || root == "metadata",
+            (OpKind::Set, root, 1) => patcher.may_set(root),
             (OpKind::Set | OpKind::Delete, "metadata", 2) => true,
             _ => false,
         };
@@ -185,19 +253,25 @@ pub async fn patch_identity(
             return Err(ApiError::invalid_property(
                 &op.property,
                 format!(
-                    "operation {index} ({} {:?}): identities accept set on profile fields and \
-                     set/delete on metadata.<key> only.",
+                    "operation {index} ({} {:?}): identities accept set on {} and set/delete on \
+                     metadata.<key> only.",
                     op.kind.as_str(),
-                    op.property
+                    op.property,
+                    patcher.settable(),
                 ),
             ));
         }
     }
-    let current = state
-        .store
-        .identity(caller.app_id, &user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No identity exists for the specified user."))?;
+    Ok(patch)
+}
+
+/// Applies `patch` to `current` and stores the result, validated like a PUT; `display_name`
+/// may not be removed once set.
+async fn save_patched(
+    state: &AppState,
+    current: Identity,
+    patch: &crate::patch::Patch,
+) -> ApiResult<()> {
     let mut doc = crate::render::identity(&state.urls, ApiVersion::V1_0, &current);
     if let Some(map) = doc.as_object_mut() {
         map.insert("identity_type".into(), current.identity_type.clone().into());
@@ -211,10 +285,60 @@ pub async fn patch_identity(
             format!("Invalid identity after the patch: {err}"),
         )
     })?;
-    let mut identity = body.into_identity(caller.app_id, &user_id, Timestamp::now())?;
+    if body.display_name.is_none() && current.display_name.is_some() {
+        return Err(ApiError::missing_property("display_name"));
+    }
+    let mut identity = body.validated(current.app_id, &current.user_id, Timestamp::now())?;
     identity.created_at = current.created_at;
     state.store.put_identity(&identity).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// The identity users see of `user_id`: the stored one, or a blank one (no profile, no metadata).
+pub(crate) fn seen_identity(app_id: Uuid, user_id: &str, stored: Option<Identity>) -> Identity {
+    stored.unwrap_or_else(|| {
+        let now = Timestamp::now();
+        Identity {
+            app_id,
+            user_id: user_id.to_owned(),
+            display_name: None,
+            avatar_url: None,
+            first_name: None,
+            last_name: None,
+            phone_number: None,
+            email_address: None,
+            identity_type: "user".to_owned(),
+            public_key: None,
+            metadata: Json(Map::new()),
+            created_at: now,
+            updated_at: now,
+        }
+    })
+}
+
+/// Client API `GET /identities/:user_id` (and the proxy's `.../identities/:user_id`): the full
+/// identity of any user of the app the server has heard of, the caller included; 404 for
+/// strangers. Users may follow anyone and then read the identity, so nothing is gained by
+/// restricting this to followed users.
+pub async fn get_seen_identity(
+    State(state): State<AppState>,
+    actor: Actor,
+    version: ApiVersion,
+    OtherId(user_id): OtherId,
+) -> ApiResult<Response> {
+    let me = actor.require_user()?;
+    let stored = state.store.identity(actor.app_id, &user_id).await?;
+    if stored.is_none()
+        && user_id != me
+        && !state.store.user_is_known(actor.app_id, &user_id).await?
+    {
+        return Err(ApiError::not_found(
+            "A user identity with the specified identifier could not be found.",
+        ));
+    }
+    let identity = seen_identity(actor.app_id, &user_id, stored);
+    let view = super::bare_view(&state, &actor, version);
+    Ok(json_response(StatusCode::OK, &view.identity(&identity)))
 }
 
 /// DELETE: 204; 404 for a user without an identity.
@@ -226,8 +350,6 @@ pub async fn delete_identity(
     if state.store.delete_identity(caller.app_id, &user_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(
-            "No identity exists for the specified user.",
-        ))
+        Err(no_identity())
     }
 }

@@ -13,6 +13,7 @@ mod conversations;
 mod following;
 mod identities;
 mod messages;
+mod push_tokens;
 mod root;
 mod sessions;
 mod user_patch;
@@ -138,6 +139,9 @@ fn user_routes() -> Router<AppState> {
 pub fn client_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(root::root))
+        .route("/push_tokens", post(push_tokens::register))
+        .route("/push_tokens/{device_id}", delete(push_tokens::unregister))
+        .merge(following::client_routes())
         .merge(user_routes())
         // Session users only: Layer's Platform API had no channels.
         .merge(channels::routes())
@@ -208,7 +212,7 @@ pub fn platform_routes(state: AppState) -> Router<AppState> {
             "/users/{user_id}/blocks/{other_id}",
             delete(blocks::unblock),
         )
-        .merge(following::routes())
+        .merge(following::platform_routes())
         .nest("/users/{user_id}", user_routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::require_bearer))

@@ -28,9 +28,13 @@ const SESSION_TTL_RANGE: std::ops::RangeInclusive<i64> = 30..=31_536_000;
 /// included) and checked like identity user ids.
 pub struct UserId(pub String);
 
-/// The `{user_id}` and `{other_id}` of `/users/{user_id}/.../{other_id}` (a blocked or followed
-/// user), both checked.
+/// The `{user_id}` and `{other_id}` of `/users/{user_id}/.../{other_id}` (a blocked user), both
+/// checked.
 pub struct UserPair(pub String, pub String);
+
+/// The `{other_id}` of a path naming another user (a followed user, an identity), checked; the
+/// acting user comes from the `Actor`.
+pub struct OtherId(pub String);
 
 /// The named parameters of the path, or 422 when one does not decode (e.g. `%FF`).
 async fn path_params<S: Send + Sync>(
@@ -61,6 +65,15 @@ impl<S: Send + Sync> FromRequestParts<S> for UserId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
         let mut params = path_params(parts, state).await?;
         Ok(UserId(path_user(&mut params, "user_id")?))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OtherId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let mut params = path_params(parts, state).await?;
+        Ok(OtherId(path_user(&mut params, "other_id")?))
     }
 }
 

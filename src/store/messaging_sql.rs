@@ -220,7 +220,9 @@ macro_rules! impl_messaging_store {
                 Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
             }
 
-            /// Members who share a conversation follow each other (unless one unfollowed).
+            /// Users who join a conversation together follow each other; joining one also ends
+            /// an earlier explicit unfollow (client-api.md §3.8: "may be implicitly re-followed by
+            /// joining another conversation together").
             async fn follow_each_other(
                 conn: &mut Conn,
                 app_id: uuid::Uuid,
@@ -228,11 +230,14 @@ macro_rules! impl_messaging_store {
                 others: &[String],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
+                // Each pair once: Postgres refuses an upsert that touches a row twice.
                 let pairs: Vec<(&String, &String)> = users
                     .iter()
                     .flat_map(|a| others.iter().map(move |b| (a, b)))
                     .filter(|(a, b)| a != b)
                     .flat_map(|(a, b)| [(a, b), (b, a)])
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
                     .collect();
                 for chunk in pairs.chunks(1000) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -245,7 +250,10 @@ macro_rules! impl_messaging_store {
                             .push_bind(true)
                             .push_bind(at);
                     });
-                    query.push(" on conflict do nothing");
+                    query.push(
+                        " on conflict (app_id, follower_user_id, followed_user_id)
+                          do update set following = excluded.following",
+                    );
                     query.build().execute(&mut *conn).await?;
                 }
                 Ok(())

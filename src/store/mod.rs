@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use channels::*;
 pub use messaging::*;
 pub use timestamp::Timestamp;
-pub use users::{Badge, UserState, UserStore};
+pub use users::{Badge, PushToken, UserState, UserStore};
 
 use crate::config::Settings;
 

@@ -1,5 +1,6 @@
-//! Per-user state the Platform API manages (server-api.md §12): suspension, the external badge
-//! count, block lists and follows, plus the app's session TTL and ending a user's sessions.
+//! Per-user state (server-api.md §12, client-api.md §3.8/§3.9): suspension, the external badge
+//! count, block lists, follows and push tokens, plus the app's session TTL and ending a user's
+//! sessions.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -24,6 +25,22 @@ pub struct Badge {
     pub unread_conversation_count: i64,
     /// Unread messages over all conversations.
     pub unread_message_count: i64,
+}
+
+/// A device's push token (Client API `POST /push_tokens`), kept for push delivery.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PushToken {
+    pub app_id: Uuid,
+    pub user_id: String,
+    /// Stable per device: a device has one token, and belongs to one user of the app at a time.
+    pub device_id: String,
+    pub token: String,
+    /// `apns` or `gcm`.
+    pub token_type: String,
+    pub apns_bundle_id: Option<String>,
+    pub gcm_sender_id: Option<String>,
+    pub ios_version: Option<String>,
+    pub registered_at: Timestamp,
 }
 
 /// The store of per-user state; implemented once for both backends in `users_sql.rs`.
@@ -118,13 +135,24 @@ pub trait UserStore: Send + Sync {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<String>>;
-    /// The identities of the users `follower` follows (those without one are skipped), paged like
-    /// `followed`.
-    async fn followed_identities(
+    /// How many users `follower` follows.
+    async fn followed_count(&self, app_id: Uuid, follower: &str) -> StoreResult<i64>;
+
+    /// Whether the app has heard of the user: an identity, a session, a conversation (ever), an
+    /// announcement, a follow either way, or per-user settings.
+    async fn user_is_known(&self, app_id: Uuid, user_id: &str) -> StoreResult<bool>;
+
+    /// Registers the token of a device for `token.user_id`: replaces what the device had (under
+    /// any user of the app) and other devices' registrations of the same token, then keeps only
+    /// the user's `keep` latest registrations.
+    async fn register_push_token(&self, token: &PushToken, keep: u32) -> StoreResult<()>;
+    /// Removes the user's token of the device; false when the user had none there.
+    async fn unregister_push_token(
         &self,
         app_id: Uuid,
-        follower: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<Identity>>;
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<bool>;
+    /// The user's push tokens, latest registration first.
+    async fn push_tokens(&self, app_id: Uuid, user_id: &str) -> StoreResult<Vec<PushToken>>;
 }

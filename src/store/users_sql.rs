@@ -402,26 +402,137 @@ macro_rules! impl_user_store {
                 .await?)
             }
 
-            async fn followed_identities(
+            async fn followed_count(
                 &self,
                 app_id: uuid::Uuid,
                 follower: &str,
-                after: Option<&str>,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::Identity>> {
-                Ok(sqlx::query_as(concat!(
-                    "select ", $crate::store::sql::identity_columns!(), " from identities
-                     join (select followed_user_id, created_at as followed_at from follows f
-                           where f.app_id = $1 and f.follower_user_id = $2 and f.following and ",
-                    $crate::store::users_sql::after_follow!(),
-                    ") page on page.followed_user_id = identities.user_id
-                     where identities.app_id = $1
-                     order by page.followed_at, identities.user_id limit $4"
-                ))
+            ) -> $crate::store::StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "select count(*) from follows
+                     where app_id = $1 and follower_user_id = $2 and following",
+                )
                 .bind(app_id)
                 .bind(follower)
-                .bind(after)
-                .bind(i64::from(limit))
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn user_is_known(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let found: Option<i32> = sqlx::query_scalar(
+                    "select 1 where
+                        exists (select 1 from identities where app_id = $1 and user_id = $2)
+                     or exists (select 1 from sessions where app_id = $1 and user_id = $2)
+                     or exists (select 1 from conversation_members
+                                where app_id = $1 and user_id = $2)
+                     or exists (select 1 from announcement_recipients
+                                where app_id = $1 and user_id = $2)
+                     or exists (select 1 from follows where app_id = $1 and follower_user_id = $2)
+                     or exists (select 1 from follows where app_id = $1 and followed_user_id = $2)
+                     or exists (select 1 from users where app_id = $1 and user_id = $2)",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn register_push_token(
+                &self,
+                token: &$crate::store::PushToken,
+                keep: u32,
+            ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                // Write first (SQLite then holds the write lock before it reads the sequence).
+                sqlx::query(
+                    "delete from push_tokens
+                     where app_id = $1 and token = $2 and device_id <> $3",
+                )
+                .bind(token.app_id)
+                .bind(&token.token)
+                .bind(&token.device_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "insert into push_tokens
+                        (app_id, device_id, user_id, token, token_type, apns_bundle_id,
+                         gcm_sender_id, ios_version, registered_seq, registered_at)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8,
+                             (select coalesce(max(registered_seq), 0) + 1 from push_tokens
+                              where app_id = $1 and user_id = $3),
+                             $9)
+                     on conflict (app_id, device_id) do update set
+                        user_id = excluded.user_id,
+                        token = excluded.token,
+                        token_type = excluded.token_type,
+                        apns_bundle_id = excluded.apns_bundle_id,
+                        gcm_sender_id = excluded.gcm_sender_id,
+                        ios_version = excluded.ios_version,
+                        registered_seq = excluded.registered_seq,
+                        registered_at = excluded.registered_at",
+                )
+                .bind(token.app_id)
+                .bind(&token.device_id)
+                .bind(&token.user_id)
+                .bind(&token.token)
+                .bind(&token.token_type)
+                .bind(&token.apns_bundle_id)
+                .bind(&token.gcm_sender_id)
+                .bind(&token.ios_version)
+                .bind(token.registered_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "delete from push_tokens
+                     where app_id = $1 and user_id = $2 and device_id not in (
+                        select device_id from push_tokens where app_id = $1 and user_id = $2
+                        order by registered_seq desc, device_id limit $3)",
+                )
+                .bind(token.app_id)
+                .bind(&token.user_id)
+                .bind(i64::from(keep))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn unregister_push_token(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                device_id: &str,
+            ) -> $crate::store::StoreResult<bool> {
+                let removed = sqlx::query(
+                    "delete from push_tokens
+                     where app_id = $1 and user_id = $2 and device_id = $3",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(removed > 0)
+            }
+
+            async fn push_tokens(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::PushToken>> {
+                Ok(sqlx::query_as(
+                    "select app_id, user_id, device_id, token, token_type, apns_bundle_id,
+                            gcm_sender_id, ios_version, registered_at
+                     from push_tokens where app_id = $1 and user_id = $2
+                     order by registered_seq desc, device_id",
+                )
+                .bind(app_id)
+                .bind(user_id)
                 .fetch_all(&self.pool)
                 .await?)
             }

@@ -324,6 +324,21 @@ async fn first_start_prints_a_guide_whose_curl_lines_work() {
         String::from_utf8_lossy(&out.stderr)
     );
     let jwt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // The guide's POST /sessions line, with the minted token in place of <token>, logs alice in.
+    let login = curls
+        .iter()
+        .find(|l| l.contains("/sessions"))
+        .expect("a POST /sessions line")
+        .replace("<token>", &jwt);
+    let out = Command::new("sh").arg("-c").arg(&login).output().unwrap();
+    let session: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert!(
+        session["session_token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 22),
+        "{session}"
+    );
     let header = decode_header(&jwt).unwrap();
     assert_eq!(header.alg, Algorithm::RS256);
     assert_eq!(header.cty.as_deref(), Some("layer-eit;v=1"));

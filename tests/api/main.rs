@@ -4,6 +4,8 @@ mod announcements;
 mod auth;
 mod channels;
 mod cli;
+mod client;
+mod client_identities;
 mod common;
 mod conversations;
 mod dedup;

@@ -678,7 +678,7 @@ async fn following_from_version_2() {
         assert_invalid_property(response, "page_size").await;
     }
 
-    // identities: only followed users that have one, full Identity
+    // identities: every followed user, as a full Identity (blank for users without one)
     let response = server
         .platform(Method::PUT, "/users/c/identity")
         .json(&json!({"display_name": "Cee"}))
@@ -687,10 +687,17 @@ async fn following_from_version_2() {
         .unwrap();
     assert_eq!(response.status(), 204);
     let identities = get_json(request(Method::GET, "/identities")).await;
-    assert_eq!(identities.as_array().unwrap().len(), 1, "{identities}");
-    assert_eq!(identities[0]["user_id"], "c");
-    assert_eq!(identities[0]["display_name"], "Cee");
-    assert_eq!(identities[0]["identity_type"], "user");
+    let users: Vec<&Value> = identities
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["user_id"])
+        .collect();
+    assert_eq!(users, [&json!("x/y"), &json!("b"), &json!("c")]);
+    assert!(identities[0]["display_name"].is_null(), "{identities}");
+    assert_eq!(identities[0]["metadata"], json!({}));
+    assert_eq!(identities[2]["display_name"], "Cee");
+    assert_eq!(identities[2]["identity_type"], "user");
 
     // unfollow, then following again starts at the end
     let response = request(Method::DELETE, "/following/x%2Fy")

@@ -8,7 +8,14 @@
 #   1. layer_api.js      every method of npm layer-api 2.3.3 (API versions 1.0 and 3.0)
 #   2. layer-api's own bundled integration specs, unmodified (mocha), on a fresh app
 #   3. layer_client.py   every method of PyPI LayerClient 0.1.10
+#   4. websdk.js         the Client API through npm layer-websdk 3.4.18 (API 2.0) in Node
+#   5. web_xdk.js        the Client API through npm @layerhq/web-xdk 4.0.6 (API 3.0) in Node, against
+#                        a second server on the same database whose public URL is
+#                        https://api.layer.com (X only accepts https object URLs; README.md)
 # stop the server (SIGTERM), and print a summary. Exits non-zero if any suite failed.
+# The SDK suites act as the apps' identity provider: an RSA key pair made in Node
+# (`node sdk_common.js keygen`) is registered for their apps with `layer-server key add` before
+# the server starts, and they sign the identity tokens themselves.
 # known_failures.txt lists the checks that may fail for now (reported as XFAIL).
 #
 # Environment:
@@ -20,6 +27,9 @@
 #   LAYER_SERVER_BIN         use this binary instead of building target/debug/layer-server
 #   LAYER_INTEROP_DEBUG=1    print every request and response the clients exchange
 #   LAYER_INTEROP_KEEP=1     keep the temp dirs (server logs, suite output) for inspection
+#   LAYER_INTEROP_SUITES     run only these suites (space/comma separated; default: all):
+#                            layer-api layer-api-specs LayerClient websdk web-xdk
+#   LAYER_SDK_PRESENCE_WORKAROUND=0  the SDK suites without their Presence.sync workaround (README.md)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +60,13 @@ both) BACKENDS="sqlite postgres" ;;
 esac
 PG_ADMIN_URL=${LAYER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
+ALL_SUITES="layer-api layer-api-specs LayerClient websdk web-xdk"
+SUITES=" $(tr ',' ' ' <<<"${LAYER_INTEROP_SUITES:-$ALL_SUITES}") "
+for suite in $SUITES; do
+    [[ " $ALL_SUITES " == *" $suite "* ]] || die "unknown suite '$suite' in LAYER_INTEROP_SUITES (known: $ALL_SUITES)"
+done
+want() { [[ $SUITES == *" $1 "* ]]; }
+
 # --- the server binary ---------------------------------------------------------------------------
 if [[ -n ${LAYER_SERVER_BIN:-} ]]; then
     BIN=$LAYER_SERVER_BIN
@@ -73,7 +90,9 @@ else
 fi
 
 PY_STAMP="$(stamp_of requirements.txt) $(python3 --version 2>&1)"
-if [[ $(cat .venv/.interop-stamp 2>/dev/null) != "$PY_STAMP" ]]; then
+if ! want LayerClient; then
+    : # not needed
+elif [[ $(cat .venv/.interop-stamp 2>/dev/null) != "$PY_STAMP" ]]; then
     log "pip install -r requirements.txt into .venv (missing or stale)"
     python3 -m venv --clear .venv
     .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -85,15 +104,18 @@ fi
 # --- per-run state and cleanup --------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/layer-interop.XXXXXX")
 SERVER_PID=
+XDK_SERVER_PID=
 PG_DB=
 
 psql_admin() { psql -X -q -w -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" "$@"; }
 
-# stop_server: SIGTERM, then wait (20 s deadline, then SIGKILL); returns the server's exit status.
+# stop_server [VAR]: stops the server whose pid is in $VAR (default SERVER_PID): SIGTERM, then
+# wait (20 s deadline, then SIGKILL); returns the server's exit status.
 stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    local pid=$SERVER_PID rc=0 deadline=$((SECONDS + 20))
-    SERVER_PID=
+    local var=${1:-SERVER_PID}
+    [[ -n ${!var} ]] || return 0
+    local pid=${!var} rc=0 deadline=$((SECONDS + 20))
+    printf -v "$var" '%s' ''
     kill -TERM "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null; do
         if ((SECONDS >= deadline)); then
@@ -117,6 +139,7 @@ drop_pg_db() {
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+    stop_server XDK_SERVER_PID || true
     stop_server || true
     drop_pg_db
     if [[ ${LAYER_INTEROP_KEEP:-} == 1 ]]; then
@@ -147,18 +170,38 @@ provision() {
     fi
 }
 
-# start_server DIR DBURL: starts `serve` on 127.0.0.1:0 and waits until /readyz answers 200;
-# sets SERVER_PID and BASE_URL. The bound address comes from the "listening" log line.
+# register_key DIR DBURL APP: registers DIR/idp-public.pem for the app's identity tokens; sets
+# IDP_ENV to the suite's LAYER_IDP_* settings (private key file, kid and iss as the CLI printed them).
+register_key() {
+    local dir=$1 db=$2 app=$3 out kid iss
+    if ! out=$(cli "$dir" "$db" key add --app "$app" --public-key "$dir/idp-public.pem" 2>>"$dir/cli.log"); then
+        cat "$dir/cli.log" >&2
+        die "registering the identity provider key for app $app failed (output above)"
+    fi
+    kid=$(awk -F'\t' '$1 == "key_id" { print $2 }' <<<"$out")
+    iss=$(awk -F'\t' '$1 == "provider_id" { print $2 }' <<<"$out")
+    [[ -n $kid && -n $iss ]] || die "unexpected output of 'key add': $out"
+    IDP_ENV="LAYER_IDP_PRIVATE_KEY=$dir/idp-private.pem LAYER_IDP_KEY_ID=$kid LAYER_IDP_PROVIDER_ID=$iss"
+}
+
+# start_server DIR DBURL [NAME [PUBLIC_URL]]: starts `serve` on 127.0.0.1:0 and waits until
+# /readyz answers 200; sets SERVER_PID and BASE_URL. The bound address comes from the "listening"
+# log line. NAME names the log files (default server; any other name is the second server, whose
+# pid goes to XDK_SERVER_PID instead); PUBLIC_URL is the base of the URLs the server renders
+# (default: http://<bound address>).
 start_server() {
-    local dir=$1 db=$2 log=$1/server.log addr='' deadline=$((SECONDS + 60))
+    local dir=$1 db=$2 name=${3:-server} public=${4:-} addr='' deadline=$((SECONDS + 60))
+    local log=$dir/$name.log pidvar=SERVER_PID pid
+    [[ $name == server ]] || pidvar=XDK_SERVER_PID
     env DATABASE_URL="$db" LAYER__DATA_DIR="$dir" LAYER__HTTP__BIND=127.0.0.1:0 \
-        LAYER__BOOTSTRAP__DEV_APP=false LAYER__LOG__FORMAT=json \
-        RUST_LOG="${RUST_LOG:-info},layer_server::server=info" "$BIN" serve >"$dir/server.stdout" 2>"$log" &
-    SERVER_PID=$!
+        LAYER__BOOTSTRAP__DEV_APP=false LAYER__LOG__FORMAT=json ${public:+LAYER__HTTP__PUBLIC_URL=$public} \
+        RUST_LOG="${RUST_LOG:-info},layer_server::server=info" "$BIN" serve >"$dir/$name.stdout" 2>"$log" &
+    pid=$!
+    printf -v "$pidvar" '%s' "$pid"
     until [[ -n $addr ]] && curl -fsS -o /dev/null "http://$addr/readyz" 2>/dev/null; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 20 "$log" >&2
-            SERVER_PID=
+            printf -v "$pidvar" '%s' ''
             die "the server exited during start-up (log above)"
         fi
         if ((SECONDS >= deadline)); then
@@ -214,22 +257,70 @@ p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2
     # One app per suite: the bundled messages spec only passes on an app it has never run on
     # (platform-clients.md §7), and separate apps keep the suites independent.
     local api_app api_token specs_app specs_token py_app py_token
-    provision "$dir" "$db" layer-api
-    api_app=$APP api_token=$TOKEN
-    provision "$dir" "$db" layer-api-specs
-    specs_app=$APP specs_token=$TOKEN
-    provision "$dir" "$db" LayerClient
-    py_app=$APP py_token=$TOKEN
+    local w_app w_token w_idp x_app x_token x_idp
+    if want layer-api; then
+        provision "$dir" "$db" layer-api
+        api_app=$APP api_token=$TOKEN
+    fi
+    if want layer-api-specs; then
+        provision "$dir" "$db" layer-api-specs
+        specs_app=$APP specs_token=$TOKEN
+    fi
+    if want LayerClient; then
+        provision "$dir" "$db" LayerClient
+        py_app=$APP py_token=$TOKEN
+    fi
+    if want websdk || want web-xdk; then
+        node sdk_common.js keygen "$dir" || die "generating the identity provider's key pair failed"
+    fi
+    if want websdk; then
+        provision "$dir" "$db" websdk
+        w_app=$APP w_token=$TOKEN
+        register_key "$dir" "$db" "$w_app"
+        w_idp=$IDP_ENV
+    fi
+    if want web-xdk; then
+        provision "$dir" "$db" web-xdk
+        x_app=$APP x_token=$TOKEN
+        register_key "$dir" "$db" "$x_app"
+        x_idp=$IDP_ENV
+    fi
     start_server "$dir" "$db"
     log "server ready at $BASE_URL (pid $SERVER_PID, log $dir/server.log)"
 
-    run_suite "[$backend] layer-api methods" "$dir/layer_api.out" "$api_app" "$api_token" \
-        node layer_api.js
-    run_suite "[$backend] layer-api bundled integration specs" "$dir/specs.out" "$specs_app" "$specs_token" \
-        node_modules/.bin/mocha --require "$HERE/mocha_setup.js" --reporter "$HERE/mocha_reporter.js" \
-        --timeout 10000 node_modules/layer-api/test/integration
-    run_suite "[$backend] LayerClient" "$dir/layer_client.out" "$py_app" "$py_token" \
-        .venv/bin/python layer_client.py
+    if want layer-api; then
+        run_suite "[$backend] layer-api methods" "$dir/layer_api.out" "$api_app" "$api_token" \
+            node layer_api.js
+    fi
+    if want layer-api-specs; then
+        run_suite "[$backend] layer-api bundled integration specs" "$dir/specs.out" "$specs_app" "$specs_token" \
+            node_modules/.bin/mocha --require "$HERE/mocha_setup.js" --reporter "$HERE/mocha_reporter.js" \
+            --timeout 10000 node_modules/layer-api/test/integration
+    fi
+    if want LayerClient; then
+        run_suite "[$backend] LayerClient" "$dir/layer_client.out" "$py_app" "$py_token" \
+            .venv/bin/python layer_client.py
+    fi
+    if want websdk; then
+        # shellcheck disable=SC2086 # w_idp is a list of VAR=value words without spaces
+        run_suite "[$backend] websdk" "$dir/websdk.out" "$w_app" "$w_token" env $w_idp node websdk.js
+    fi
+    if want web-xdk; then
+        # X needs https:// object URLs: a second server on the same database renders
+        # https://api.layer.com, the URL X is given; its requests are redirected to the server.
+        local main_url=$BASE_URL
+        start_server "$dir" "$db" server-https https://api.layer.com
+        log "second server (public URL https://api.layer.com) ready at $BASE_URL (pid $XDK_SERVER_PID)"
+        # shellcheck disable=SC2086
+        run_suite "[$backend] web-xdk" "$dir/web_xdk.out" "$x_app" "$x_token" \
+            env $x_idp LAYER_SDK_URL=https://api.layer.com node web_xdk.js
+        local xrc=0
+        stop_server XDK_SERVER_PID || xrc=$?
+        BASE_URL=$main_url
+        if ((xrc != 0)); then
+            echo "$backend second server|0|1|0|0|1|did not exit cleanly on SIGTERM (exit $xrc)" >>"$RESULTS"
+        fi
+    fi
 
     local rc=0
     stop_server || rc=$?

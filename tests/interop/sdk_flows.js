@@ -1,0 +1,940 @@
+'use strict';
+// The flows both Web SDK suites run (websdk.js: layer-websdk 3.4.18, API 2.0; web_xdk.js:
+// @layerhq/web-xdk 4.0.6, API 3.0) against a running layer-server, through the SDKs' public
+// model methods, checking the outcome on the server with raw REST / Platform API requests.
+//
+// Users: alice is the SDK user; bob is driven with raw Client API requests (he creates the
+// conversations and messages the flows need: creates go over the WebSocket in the SDKs, which
+// the server does not serve yet); carol (a user id with '.' and '@'), dave and erin exist through
+// the Platform API. Every id carries a per-run tag, so re-runs against one app do not collide.
+//
+// Checks that need the WebSocket are listed in known_failures.txt and wait at most
+// REALTIME_TIMEOUT_MS; they run last, on their own client, because the SDKs queue WebSocket
+// requests in the same sequential queue as REST mutations (client-wire-protocol.md §0.11).
+
+const { fork } = require('node:child_process');
+const crypto = require('node:crypto');
+const assert = require('node:assert');
+const { runner, need, oneLine } = require('./common');
+const {
+  sdkConfig,
+  identityProvider,
+  clientApi,
+  platformApi,
+  rawLogin,
+  expectStatus,
+  waitEvent,
+  waitUntil,
+  withTimeout,
+  describeError,
+  REALTIME_TIMEOUT_MS,
+} = require('./sdk_common');
+
+const identityId = (userId) => `layer:///identities/${encodeURIComponent(userId)}`;
+const uuidOf = (layerId) => layerId.split('/').pop();
+const newId = (type) => `layer:///${type}/${crypto.randomUUID()}`;
+
+function eq(actual, expected, what) {
+  try {
+    assert.deepStrictEqual(actual, expected);
+  } catch {
+    throw new Error(`${what}: expected ${oneLine(expected)}, got ${oneLine(actual)}`);
+  }
+}
+
+function ok(cond, what, value) {
+  if (!cond) throw new Error(`${what}${value === undefined ? '' : `; got ${oneLine(value)}`}`);
+}
+
+/** The user ids of an SDK participants array (Identity objects). */
+const userIdsOf = (participants) => participants.map((p) => p.userId).sort();
+
+/**
+ * Runs every flow for one SDK: `sdk` = {suite, sdkVersion, version, load(cfg)}; `load` loads the
+ * SDK with the shims and returns the adapter:
+ *   { sdkVersion, version, Query: {Conversation, Message, Identity, Announcement}, DELETION_MODE,
+ *     LayerError, newClient(options), parts(message) -> [MessagePart], newMessage(conversation, parts) }
+ * With `--peer` on the command line this process is the forked second user instead (peer()).
+ */
+async function run(sdk) {
+  if (process.argv[2] === '--peer') return peer(sdk);
+
+  const cfg = sdkConfig();
+  const { check, report } = runner(sdk.suite);
+  const idp = identityProvider(cfg.idp);
+  const platform = platformApi(cfg);
+  const tag = crypto.randomBytes(4).toString('hex');
+  const ALICE = `alice-${tag}`;
+  const BOB = `bob-${tag}`;
+  const CAROL = `carol.${tag}@example.com`;
+  const DAVE = `dave-${tag}`;
+  const ERIN = `erin-${tag}`;
+  const profile = (name) => ({
+    display_name: `${name[0].toUpperCase()}${name.slice(1)} ${tag}`,
+    avatar_url: `https://example.com/avatars/${name}-${tag}.png`,
+  });
+  const children = new Set();
+  let api; // the adapter
+  let client; // the current SDK client (alice)
+  const clients = []; // every client created, destroyed at the end
+  const challenges = []; // {nonce, userId} per challenge answered
+  const syncLog = []; // every sync:success / sync:error of the current client's SyncManager
+
+  const via = cfg.sdkUrl === cfg.url ? '' : ` as ${cfg.sdkUrl}`;
+  console.log(`${sdk.suite} ${sdk.sdkVersion} against ${cfg.url}${via} (app ${cfg.appId}, run ${tag})`);
+  // An exception the SDK throws inside one of its own callbacks must not end the suite: the
+  // check waiting on it times out and fails instead.
+  process.on('uncaughtException', (err) => console.error(`uncaught exception (inside the SDK?): ${err && err.stack}`));
+  process.on('unhandledRejection', (err) => console.error(`unhandled rejection: ${err && err.stack}`));
+
+  // -------------------------------------------------------------------------------------------
+  // Helpers
+
+  /** A new client for alice with the challenge handler and the sync recorder attached. */
+  const presenceWorkaround = process.env.LAYER_SDK_PRESENCE_WORKAROUND !== '0';
+  function newClient({ blockPresence = presenceWorkaround } = {}) {
+    if (client && !client.isDestroyed) client.destroy();
+    client = api.newClient({ appId: cfg.appId, url: cfg.sdkUrl, websocketUrl: cfg.websocketUrl });
+    clients.push(client);
+    client.on('challenge', (evt) => {
+      challenges.push({ nonce: evt.nonce, client });
+      evt.callback(idp.token({ userId: ALICE, nonce: evt.nonce, profile: profile('alice') }));
+    });
+    syncLog.length = 0;
+    for (const name of ['sync:success', 'sync:error']) {
+      client.syncManager.on(name, (evt) => {
+        syncLog.push({
+          event: name,
+          target: evt.target,
+          operation: evt.request.operation,
+          method: evt.request.method,
+          url: evt.request.url,
+          data: evt.request.data,
+          error: evt.error,
+        });
+      });
+    }
+    if (blockPresence) {
+      // WORKAROUND until the WebSocket exists (issue 5): both SDKs send `Presence.sync` for every
+      // newly seen identity through the SyncManager's sequential queue; with no socket it never
+      // fires and every later queued REST request (PATCH, DELETE, follow) waits behind it forever
+      // (W src/mixins/client-identities.js _loadPresence; §0.11). Drop those requests here; the
+      // XFAIL check 'realtime: a queued REST request is not stuck behind Presence.sync' runs
+      // without this workaround (LAYER_SDK_PRESENCE_WORKAROUND=0: no client has it). Remove it
+      // when that check passes.
+      client._loadPresence = function () {
+        this._loadPresenceIds = [];
+      };
+    }
+    return client;
+  }
+
+  /**
+   * Waits for the SyncManager to finish a queued request matching `match` (fields of a syncLog
+   * entry) that was not yet finished when `fn` ran; fails on sync:error.
+   */
+  async function synced(match, fn, { timeout, what } = {}) {
+    const before = syncLog.length;
+    fn();
+    const matches = (e) => Object.entries(match).every(([k, v]) => (typeof v === 'function' ? v(e[k]) : e[k] === v));
+    const entry = await waitUntil(
+      () => syncLog.slice(before).find(matches),
+      [[client.syncManager, 'sync:success'], [client.syncManager, 'sync:error']],
+      { timeout, what: what || `the SDK's ${oneLine(match)} request`, describe: () => syncLog.slice(before) },
+    );
+    if (entry.event === 'sync:error') throw new Error(`${what || 'request'} failed: ${describeError(entry.error)}`);
+    return entry;
+  }
+
+  /** Waits until a query has fetched what it will fetch for its current window. */
+  async function queryLoaded(query, count, what) {
+    await waitUntil(
+      () => !query.isFiring && (query.data.length >= count || query.pagedToEnd),
+      [[query, 'change'], [query, 'error']],
+      { what, describe: () => ({ size: query.data.length, firing: query.isFiring, pagedToEnd: query.pagedToEnd }) },
+    );
+  }
+
+  /** Pages a query with `step` more items each time until it has paged to the end. */
+  async function pageAll(query, step, what) {
+    const sizes = [];
+    await queryLoaded(query, step, what);
+    sizes.push(query.data.length);
+    while (!query.pagedToEnd) {
+      const want = query.data.length + step;
+      query.update({ paginationWindow: want });
+      await queryLoaded(query, want, what);
+      sizes.push(query.data.length);
+      if (sizes.length > 20) throw new Error(`${what}: no end after 20 pages (sizes ${sizes})`);
+    }
+    return sizes;
+  }
+
+  const newQuery = (options) => client.createQuery(options);
+
+  const aliceApi = () => clientApi(cfg.url, api.version, client.sessionToken);
+  let bob; // raw Client API as bob
+
+  // -------------------------------------------------------------------------------------------
+  // Load and authenticate
+
+  await check('load: SDK loads in Node with the browser shims (version as pinned)', async () => {
+    api = sdk.load(cfg);
+    eq(api.sdkVersion, sdk.sdkVersion, 'SDK version');
+  });
+
+  let authenticated = false;
+  await check('auth: connect -> POST /nonces, challenge, identity token, POST /sessions -> ready', async () => {
+    need(api, 'the SDK');
+    newClient();
+    const events = Promise.all([
+      waitEvent(client, 'authenticated', { failOn: ['connected-error', 'authenticated-error'] }),
+      waitEvent(client, 'ready', { failOn: ['connected-error', 'authenticated-error'] }),
+    ]);
+    client.connect(ALICE);
+    await events;
+    eq(challenges.length, 1, 'challenges answered');
+    ok(typeof challenges[0].nonce === 'string' && challenges[0].nonce.length > 0, 'challenge carries a nonce', challenges[0].nonce);
+    ok(client.isAuthenticated && client.isReady, 'client authenticated and ready');
+    ok(typeof client.sessionToken === 'string' && client.sessionToken.length > 0, 'session token', client.sessionToken);
+    authenticated = true;
+  });
+
+  await check('auth: session owner identity loaded from GET /identities/:user_id (user_id, display_name, full)', async () => {
+    need(authenticated || null, 'auth');
+    const user = client.user;
+    eq(user.userId, ALICE, 'client.user.userId');
+    eq(user.id, identityId(ALICE), 'client.user.id');
+    ok(user.isFullIdentity, 'the identity was loaded as a full identity (server response has metadata)', user.toObject());
+    eq(user.displayName, profile('alice').display_name, 'displayName');
+    eq(user.avatarUrl, profile('alice').avatar_url, 'avatarUrl');
+    const r = expectStatus(await aliceApi().get(`/identities/${encodeURIComponent(ALICE)}`), 200, 'GET own identity');
+    eq(r.body.user_id, ALICE, 'user_id');
+    eq(r.body.display_name, profile('alice').display_name, 'persisted display_name (from the identity token)');
+    eq(r.body.avatar_url, profile('alice').avatar_url, 'persisted avatar_url');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Seed data through REST (creates need the WebSocket in the SDKs)
+
+  const conv = []; // C0..C4: layer ids of bob+alice conversations, created in this order
+  const msgs = []; // C0's messages M0..M4 (oldest first): {id, parts}
+  const extra = {}; // other messages by role
+  await check('seed: bob logs in with a raw identity token; carol, dave and erin created via the Platform API', async () => {
+    need(authenticated || null, 'auth');
+    bob = await rawLogin(cfg, api.version, BOB, profile('bob'));
+    const extraFields = {
+      [ERIN]: { first_name: 'Erin', last_name: 'Example', email_address: `erin-${tag}@example.com`, metadata: { team: 'interop' } },
+    };
+    for (const [user, name] of [[CAROL, 'carol'], [DAVE, 'dave'], [ERIN, 'erin']]) {
+      const r = await platform.post(`/users/${encodeURIComponent(user)}/identity`, { ...profile(name), ...extraFields[user] });
+      expectStatus(r, 201, `Platform create identity ${user}`);
+    }
+  });
+
+  const part = (messageId, mimeType, body) => ({
+    mime_type: mimeType,
+    body,
+    ...(api && api.version === '3.0' ? { id: `${messageId}/parts/${crypto.randomUUID()}` } : {}),
+  });
+  // The server keeps milliseconds; seeds that the flows expect in a given order get distinct
+  // timestamps (the server stamps a request after the previous answer arrived here).
+  const nextMillisecond = () => new Promise((resolve) => setTimeout(resolve, 2));
+  async function bobSends(conversationId, text) {
+    await nextMillisecond();
+    const id = newId('messages');
+    const parts = [part(id, 'text/plain', text), part(id, 'application/json', JSON.stringify({ text, tag }))];
+    const r = await bob.post(`/conversations/${uuidOf(conversationId)}/messages`, { id, parts });
+    expectStatus(r, 201, `bob sends "${text}"`);
+    eq(r.body.id, id, 'message id (client-chosen)');
+    return { id, parts, position: r.body.position };
+  }
+
+  await check('seed: bob creates 5 conversations with alice and 11 multi-part messages (Client API, client-chosen ids)', async () => {
+    need(bob, 'bob');
+    for (let i = 0; i < 5; i++) {
+      await nextMillisecond();
+      const id = newId('conversations');
+      const r = await bob.post('/conversations', {
+        id,
+        participants: [identityId(ALICE), identityId(BOB)],
+        distinct: false,
+        metadata: { seq: String(i), title: `conversation ${i} ${tag}` },
+      });
+      expectStatus(r, 201, `create conversation ${i}`);
+      eq(r.body.id, id, 'conversation id (client-chosen)');
+      conv.push(id);
+    }
+    // One message in C2, one in C4, three in C1, one in C3, then five in C0: by last message
+    // the order is C0, C3, C1, C4, C2; by creation it is C4, C3, C2, C1, C0.
+    await bobSends(conv[2], 'only message of 2');
+    await bobSends(conv[4], 'only message of 4');
+    extra.first = await bobSends(conv[1], 'first message of 1');
+    extra.deleteAll = await bobSends(conv[1], 'delete me for everyone');
+    extra.deleteMine = await bobSends(conv[1], 'delete me on my devices');
+    await bobSends(conv[3], 'only message of 3');
+    for (let n = 0; n < 5; n++) msgs.push(await bobSends(conv[0], `message ${n}`));
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Queries and paging
+
+  async function conversationPaging(sortBy, serverSort, expectedIdx, name) {
+    await check(`query: conversations sort_by=${serverSort}, pages of 2, Layer-Count`, async () => {
+      need(conv.length === 5 || null, 'the seeded conversations');
+      const query = newQuery({ model: api.Query.Conversation, paginationWindow: 2, sortBy });
+      try {
+        await queryLoaded(query, 2, `first page of ${name}`);
+        eq(query.data.length, 2, 'first page size');
+        eq(query.totalSize, 5, 'totalSize (Layer-Count)');
+        ok(!query.pagedToEnd, 'not paged to end after the first page');
+        const sizes = await pageAll(query, 2, name);
+        eq(sizes, [2, 4, 5], 'sizes after each page');
+        const expected = expectedIdx.map((i) => conv[i]);
+        eq(query.data.map((c) => c.id), expected, `${name} order`);
+        // The server's own order, unpaged, agrees.
+        const r = expectStatus(await aliceApi().get(`/conversations?sort_by=${serverSort}&page_size=100`), 200, 'GET /conversations');
+        eq(r.body.map((c) => c.id), expected, 'server order (unpaged)');
+        eq(r.headers['layer-count'], '5', 'Layer-Count');
+        const c0 = query.data.find((c) => c.id === conv[0]);
+        eq(userIdsOf(c0.participants), [ALICE, BOB].sort(), 'participants');
+        eq(c0.metadata, { seq: '0', title: `conversation 0 ${tag}` }, 'metadata');
+        eq(c0.unreadCount, 5, 'unreadCount (unread_message_count)');
+        ok(c0.lastMessage && c0.lastMessage.id === msgs[4].id, 'lastMessage is the newest message', c0.lastMessage && c0.lastMessage.id);
+      } finally {
+        query.destroy();
+      }
+    });
+  }
+  await conversationPaging([{ createdAt: 'desc' }], 'created_at', [4, 3, 2, 1, 0], 'conversations by created_at');
+  await conversationPaging([{ 'lastMessage.sentAt': 'desc' }], 'last_message', [0, 3, 1, 4, 2], 'conversations by last_message');
+
+  let messagesQuery;
+  let c0; // the SDK's Conversation C0
+  await check('query: messages of a conversation, pages of 2, newest first, Layer-Count', async () => {
+    need(msgs.length === 5 || null, 'the seeded messages');
+    c0 = client.getConversation(conv[0], true);
+    if (!c0.isSaved()) await waitEvent(c0, 'conversations:loaded', { failOn: ['conversations:loaded-error'] });
+    messagesQuery = newQuery({
+      model: api.Query.Message,
+      predicate: `conversation.id = "${conv[0]}"`,
+      paginationWindow: 2,
+    });
+    await queryLoaded(messagesQuery, 2, 'first page of messages');
+    eq(messagesQuery.totalSize, 5, 'totalSize (Layer-Count)');
+    const sizes = await pageAll(messagesQuery, 2, 'messages');
+    eq(sizes, [2, 4, 5], 'sizes after each page');
+    eq(messagesQuery.data.map((m) => m.id), msgs.map((m) => m.id).reverse(), 'message order (newest first)');
+    const positions = messagesQuery.data.map((m) => m.position);
+    ok(positions.every((p, i) => i === 0 || p < positions[i - 1]), 'positions strictly decreasing', positions);
+  });
+
+  await check('messages: multi-part bodies parsed (mime types, bodies, order; sender; conversation)', async () => {
+    need(messagesQuery, 'the messages query');
+    for (const seeded of msgs) {
+      const m = messagesQuery.data.find((x) => x.id === seeded.id);
+      ok(m, `message ${seeded.id} in the query`);
+      const parts = api.parts(m);
+      eq(parts.map((p) => p.mimeType), seeded.parts.map((p) => p.mime_type), 'part mime types');
+      eq(parts.map((p) => p.body), seeded.parts.map((p) => p.body), 'part bodies');
+      eq(m.sender.userId, BOB, 'sender.userId');
+      eq(m.conversationId, conv[0], 'conversationId');
+      ok(m.sentAt instanceof Date && !isNaN(m.sentAt), 'sentAt is a Date', m.sentAt);
+    }
+  });
+
+  if (sdk.version === '3.0') {
+    await check('messages: part ids chosen by the sender are kept (API 3.0)', async () => {
+      need(messagesQuery, 'the messages query');
+      for (const seeded of msgs) {
+        const m = messagesQuery.data.find((x) => x.id === seeded.id);
+        eq(api.parts(m).map((p) => p.id), seeded.parts.map((p) => p.id), 'part ids');
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receipts
+
+  const me = () => identityId(ALICE);
+  await check('receipts: bob\'s messages are unread for alice (is_unread) and sent receipts go out as "delivery"', async () => {
+    need(messagesQuery, 'the messages query');
+    for (const m of messagesQuery.data) ok(m.isRead === false, `message ${m.id} isRead false`, m.isRead);
+    // The SDK posts {type: delivery} for every loaded message whose own status is sent/pending.
+    await waitUntil(
+      () =>
+        msgs.every((m) =>
+          syncLog.some((e) => e.event === 'sync:success' && e.target === m.id && e.data && e.data.type === 'delivery'),
+        ),
+      [[client.syncManager, 'sync:success'], [client.syncManager, 'sync:error']],
+      { what: 'delivery receipts for the 5 messages', describe: () => syncLog.map((e) => `${e.event} ${e.target} ${oneLine(e.data)}`) },
+    );
+    const r = expectStatus(await bob.get(`/conversations/${uuidOf(conv[0])}/messages?page_size=100`), 200, 'bob lists messages');
+    for (const m of r.body.filter((x) => msgs.some((s) => s.id === x.id))) {
+      eq(m.recipient_status[me()], 'delivered', `recipient_status of alice on ${m.id} (bob's view)`);
+    }
+  });
+
+  await check('receipts: message.isRead = true -> read receipt; recipient_status read, is_unread false, unread count 4', async () => {
+    need(messagesQuery, 'the messages query');
+    const m = messagesQuery.data.find((x) => x.id === msgs[2].id);
+    await synced({ target: m.id, data: (d) => d && d.type === 'read' }, () => {
+      m.isRead = true;
+    });
+    const asBob = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, 'bob GET message');
+    eq(asBob.body.recipient_status[me()], 'read', "alice's recipient_status (bob's view)");
+    const asAlice = expectStatus(await aliceApi().get(`/messages/${uuidOf(m.id)}`), 200, 'alice GET message');
+    eq(asAlice.body.is_unread, false, 'is_unread (alice)');
+    const other = expectStatus(await aliceApi().get(`/messages/${uuidOf(msgs[3].id)}`), 200, 'alice GET another message');
+    eq(other.body.is_unread, true, 'is_unread of an unread message (alice)');
+    const c = expectStatus(await aliceApi().get(`/conversations/${uuidOf(conv[0])}`), 200, 'alice GET conversation');
+    eq(c.body.unread_message_count, 4, 'unread_message_count');
+    const p = expectStatus(await platform.get(`/conversations/${uuidOf(conv[0])}/messages/${uuidOf(m.id)}`), 200, 'Platform GET message');
+    eq(p.body.recipient_status[me()], 'read', "alice's recipient_status (Platform API)");
+  });
+
+  await check('receipts: conversation.markAllMessagesAsRead() -> every message read, unread_message_count 0', async () => {
+    need(c0, 'conversation C0');
+    ok(c0.lastMessage && c0.lastMessage.id === msgs[4].id, 'C0.lastMessage is the newest message', c0.lastMessage && c0.lastMessage.id);
+    await synced({ target: conv[0], url: (u) => /\/mark_all_read$/.test(u) }, () => c0.markAllMessagesAsRead());
+    const r = expectStatus(await aliceApi().get(`/conversations/${uuidOf(conv[0])}/messages?page_size=100`), 200, 'alice lists messages');
+    eq(r.body.map((m) => m.is_unread), [false, false, false, false, false], 'is_unread of every message');
+    const b = expectStatus(await bob.get(`/conversations/${uuidOf(conv[0])}/messages?page_size=100`), 200, 'bob lists messages');
+    eq(b.body.map((m) => m.recipient_status[me()]), ['read', 'read', 'read', 'read', 'read'], "alice's recipient_status (bob's view)");
+    const c = expectStatus(await aliceApi().get(`/conversations/${uuidOf(conv[0])}`), 200, 'alice GET conversation');
+    eq(c.body.unread_message_count, 0, 'unread_message_count');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Conversation patches: metadata and participants
+
+  async function loadConversation(id) {
+    const c = client.getConversation(id, true);
+    if (!c.isSaved()) await waitEvent(c, 'conversations:loaded', { failOn: ['conversations:loaded-error'] });
+    return c;
+  }
+  const isPatch = (u) => typeof u === 'string';
+
+  await check('metadata: setMetadataProperties -> PATCH set (nested keys), server has it', async () => {
+    need(conv[1], 'conversation C1');
+    const c = await loadConversation(conv[1]);
+    await synced({ target: conv[1], method: 'PATCH', url: isPatch }, () =>
+      c.setMetadataProperties({ color: 'blue', 'settings.sound': 'chime' }),
+    );
+    const r = expectStatus(await bob.get(`/conversations/${uuidOf(conv[1])}`), 200, 'bob GET conversation');
+    eq(r.body.metadata, { seq: '1', title: `conversation 1 ${tag}`, color: 'blue', settings: { sound: 'chime' } }, 'metadata');
+    eq(c.metadata, r.body.metadata, 'SDK metadata');
+  });
+
+  await check('metadata: deleteMetadataProperties -> PATCH delete, server has it', async () => {
+    need(conv[1], 'conversation C1');
+    const c = await loadConversation(conv[1]);
+    await synced({ target: conv[1], method: 'PATCH', url: isPatch }, () => c.deleteMetadataProperties(['color', 'settings.sound']));
+    const r = expectStatus(await bob.get(`/conversations/${uuidOf(conv[1])}`), 200, 'bob GET conversation');
+    eq(r.body.metadata, { seq: '1', title: `conversation 1 ${tag}`, settings: {} }, 'metadata');
+  });
+
+  await check('participants: addParticipants -> PATCH add (identity id), server has the participant', async () => {
+    need(conv[2], 'conversation C2');
+    const c = await loadConversation(conv[2]);
+    await synced({ target: conv[2], method: 'PATCH' }, () => c.addParticipants([CAROL]));
+    const r = expectStatus(await platform.get(`/conversations/${uuidOf(conv[2])}`), 200, 'Platform GET conversation');
+    eq(r.body.participants.map((p) => p.user_id).sort(), [ALICE, BOB, CAROL].sort(), 'participants (Platform API)');
+    eq(userIdsOf(c.participants), [ALICE, BOB, CAROL].sort(), 'SDK participants');
+  });
+
+  await check('participants: removeParticipants -> PATCH remove, server has dropped the participant', async () => {
+    need(conv[2], 'conversation C2');
+    const c = await loadConversation(conv[2]);
+    await synced({ target: conv[2], method: 'PATCH' }, () => c.removeParticipants([CAROL]));
+    const r = expectStatus(await platform.get(`/conversations/${uuidOf(conv[2])}`), 200, 'Platform GET conversation');
+    eq(r.body.participants.map((p) => p.user_id).sort(), [ALICE, BOB].sort(), 'participants (Platform API)');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Identities and following
+
+  await check('identities: getIdentity(user, true) loads a full identity (GET /identities/:user_id)', async () => {
+    need(bob, 'the seeded identities');
+    ok(!client.getIdentity(ERIN), 'erin is not cached yet');
+    const identity = client.getIdentity(ERIN, true);
+    await waitEvent(identity, 'identities:loaded', { failOn: ['identities:loaded-error'] });
+    ok(identity.isFullIdentity, 'full identity');
+    eq(identity.userId, ERIN, 'userId');
+    eq(identity.displayName, profile('erin').display_name, 'displayName');
+    eq(identity.avatarUrl, profile('erin').avatar_url, 'avatarUrl');
+    eq(
+      [identity.firstName, identity.lastName, identity.emailAddress, identity.metadata],
+      ['Erin', 'Example', `erin-${tag}@example.com`, { team: 'interop' }],
+      'firstName, lastName, emailAddress, metadata',
+    );
+  });
+
+  await check("identities: a user id with '.' and '@' round-trips (strictEncodeURI url, exact user_id)", async () => {
+    need(bob, 'the seeded identities');
+    const existing = client.getIdentity(CAROL);
+    const identity = existing && existing.isFullIdentity ? existing : client.getIdentity(CAROL, true);
+    if (!identity.isFullIdentity) await waitEvent(identity, 'identities:loaded', { failOn: ['identities:loaded-error'] });
+    eq(identity.userId, CAROL, 'userId');
+    eq(identity.displayName, profile('carol').display_name, 'displayName');
+  });
+
+  const following = async (user) => (await aliceApi().get(`/following/users/${encodeURIComponent(user)}`)).status;
+  await check('identities: followIdentity -> PUT /following/users/:user_id, then the full identity is loaded', async () => {
+    need(bob, 'the seeded identities');
+    eq(await following(DAVE), 404, 'GET /following/users/dave before');
+    const identity = client.followIdentity(DAVE);
+    await waitEvent(identity, 'identities:loaded', { failOn: ['identities:loaded-error'], what: "dave's identity after follow" });
+    ok(identity.isFullIdentity, 'full identity after follow');
+    eq(identity.displayName, profile('dave').display_name, 'displayName');
+    eq(await following(DAVE), 204, 'GET /following/users/dave after');
+  });
+
+  await check('identities: identities query (GET /identities) lists the followed users', async () => {
+    need(bob, 'the seeded identities');
+    const query = newQuery({ model: api.Query.Identity, paginationWindow: 100 });
+    try {
+      await queryLoaded(query, 100, 'identities');
+      const ids = query.data.map((i) => i.userId);
+      ok(ids.includes(DAVE), 'dave (followed explicitly) listed', ids);
+      ok(ids.includes(BOB), 'bob (shares conversations) listed', ids);
+      ok(!ids.includes(ALICE), 'not the session owner', ids);
+      eq(query.totalSize, query.data.length, 'totalSize (Layer-Count)');
+    } finally {
+      query.destroy();
+    }
+  });
+
+  await check('identities: unfollowIdentity -> DELETE /following/users/:user_id, no longer listed', async () => {
+    need(bob, 'the seeded identities');
+    await synced({ method: 'DELETE', url: (u) => /\/following\/users\//.test(u) }, () => client.unfollowIdentity(DAVE));
+    eq(await following(DAVE), 404, 'GET /following/users/dave after unfollow');
+    const list = expectStatus(await aliceApi().get('/identities?page_size=100'), 200, 'GET /identities');
+    ok(!list.body.some((i) => i.user_id === DAVE), 'dave no longer listed', list.body.map((i) => i.user_id));
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Deletion
+
+  const bobSees = async (p) => (await bob.get(p)).status;
+  await check('delete: conversation.delete(all_participants) -> gone for everyone', async () => {
+    need(conv[3], 'conversation C3');
+    const c = await loadConversation(conv[3]);
+    await synced({ target: conv[3], method: 'DELETE' }, () => c.delete(api.DELETION_MODE.ALL));
+    eq(await bobSees(`/conversations/${uuidOf(conv[3])}`), 404, "bob's GET");
+    eq((await aliceApi().get(`/conversations/${uuidOf(conv[3])}`)).status, 404, "alice's GET");
+  });
+
+  await check('delete: conversation.delete(my_devices) -> hidden for alice only', async () => {
+    need(conv[4], 'conversation C4');
+    const c = await loadConversation(conv[4]);
+    await synced({ target: conv[4], method: 'DELETE', url: (u) => /mode=my_devices/.test(u) }, () =>
+      c.delete(api.DELETION_MODE.MY_DEVICES),
+    );
+    const list = expectStatus(await aliceApi().get('/conversations?page_size=100'), 200, "alice's list");
+    ok(!list.body.some((x) => x.id === conv[4]), "not in alice's list", list.body.map((x) => x.id));
+    const b = expectStatus(await bob.get(`/conversations/${uuidOf(conv[4])}`), 200, "bob's GET");
+    eq(b.body.participants.map((p) => p.user_id).sort(), [ALICE, BOB].sort(), 'participants (alice stays)');
+  });
+
+  await check('delete: conversation.leave() (my_devices&leave=true) -> alice removed from participants', async () => {
+    need(conv[2], 'conversation C2');
+    const c = await loadConversation(conv[2]);
+    await synced({ target: conv[2], method: 'DELETE', url: (u) => /leave=true/.test(u) }, () => c.leave());
+    const b = expectStatus(await bob.get(`/conversations/${uuidOf(conv[2])}`), 200, "bob's GET");
+    eq(b.body.participants.map((p) => p.user_id), [BOB], 'participants (bob only)');
+    const list = expectStatus(await aliceApi().get('/conversations?page_size=100'), 200, "alice's list");
+    ok(!list.body.some((x) => x.id === conv[2]), "not in alice's list", list.body.map((x) => x.id));
+  });
+
+  await check('messages: getMessage(id, true) loads a message by id (GET /messages/:uuid)', async () => {
+    need(extra.first, 'the seeded messages');
+    ok(!client.getMessage(extra.first.id), 'the message is not cached yet');
+    const m = client.getMessage(extra.first.id, true);
+    await waitEvent(m, 'messages:loaded', { failOn: ['messages:loaded-error'] });
+    // (W 3.4.18 builds a plain layer.Message here, not a ConversationMessage: Syncable.load picks
+    // the first registered class with the 'layer:///messages/' prefix; so no conversationId.)
+    eq(m.sender.userId, BOB, 'sender.userId');
+    eq(api.parts(m).map((p) => p.body), extra.first.parts.map((p) => p.body), 'part bodies');
+  });
+
+  // The messages to delete, as the SDK has them from a messages query (ConversationMessages).
+  let c1Messages;
+  async function loadMessage(id) {
+    if (!c1Messages) {
+      c1Messages = newQuery({ model: api.Query.Message, predicate: `conversation.id = "${conv[1]}"`, paginationWindow: 10 });
+      await queryLoaded(c1Messages, 10, 'the messages of C1');
+    }
+    const m = c1Messages.data.find((x) => x.id === id);
+    ok(m, `message ${id} in the messages query of C1`, c1Messages.data.map((x) => x.id));
+    return m;
+  }
+
+  await check('delete: message.delete(all_participants) -> gone for bob too', async () => {
+    need(extra.deleteAll, 'the seeded messages');
+    const m = await loadMessage(extra.deleteAll.id);
+    await synced({ target: m.id, method: 'DELETE' }, () => m.delete(api.DELETION_MODE.ALL));
+    eq(await bobSees(`/messages/${uuidOf(m.id)}`), 404, "bob's GET");
+  });
+
+  await check('delete: message.delete(my_devices) -> hidden for alice, bob still has it', async () => {
+    need(extra.deleteMine, 'the seeded messages');
+    const m = await loadMessage(extra.deleteMine.id);
+    await synced({ target: m.id, method: 'DELETE', url: (u) => /mode=my_devices/.test(u) }, () =>
+      m.delete(api.DELETION_MODE.MY_DEVICES),
+    );
+    eq((await aliceApi().get(`/messages/${uuidOf(m.id)}`)).status, 404, "alice's GET");
+    eq(await bobSees(`/messages/${uuidOf(m.id)}`), 200, "bob's GET");
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Announcements (sent with the Platform API; listed, read and deleted through the SDK)
+
+  let announcement;
+  await check('announcements: query lists an announcement sent with the Platform API, unread, parts parsed', async () => {
+    need(authenticated || null, 'auth');
+    const r = await platform.post('/announcements', {
+      recipients: [ALICE],
+      sender: { name: `The System ${tag}` },
+      parts: [{ mime_type: 'text/plain', body: `announcement ${tag}` }],
+    });
+    expectStatus(r, 202, 'Platform POST /announcements');
+    const query = newQuery({ model: api.Query.Announcement, paginationWindow: 10 });
+    await queryLoaded(query, 10, 'announcements');
+    eq(query.data.map((a) => a.id), [r.body.id], 'announcement ids');
+    eq(query.totalSize, 1, 'totalSize (Layer-Count)');
+    announcement = query.data[0];
+    eq(api.parts(announcement).map((p) => p.body), [`announcement ${tag}`], 'part bodies');
+    eq(announcement.isRead, false, 'isRead');
+  });
+
+  // (sendReceipt, not `isRead = true`: W 3.4.18's isRead setter reads the message's conversation,
+  // which announcements lack, and throws.)
+  await check("announcements: sendReceipt('read') -> is_unread false; delete() -> gone", async () => {
+    need(announcement, 'the announcement');
+    const path = `/announcements/${uuidOf(announcement.id)}`;
+    await synced({ target: announcement.id, data: (d) => d && d.type === 'read' }, () => announcement.sendReceipt('read'));
+    const r = expectStatus(await aliceApi().get(path), 200, 'alice GET announcement');
+    eq(r.body.is_unread, false, 'is_unread');
+    await synced({ target: announcement.id, method: 'DELETE' }, () => announcement.delete());
+    eq((await aliceApi().get(path)).status, 404, 'alice GET after delete');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Push tokens (native wrappers; plain REST)
+
+  await check('push: registerAndroidPushToken -> POST /push_tokens accepted', async () => {
+    need(authenticated || null, 'auth');
+    const data = await withTimeout(
+      new Promise((resolve) =>
+        client.registerAndroidPushToken({ token: `gcm-${tag}`, deviceId: `device-${tag}`, senderId: '1234' }, resolve),
+      ),
+      5000,
+      'the registerAndroidPushToken callback',
+    );
+    ok(!(data instanceof api.LayerError), 'no LayerError', data && describeError(data));
+  });
+
+  await check('push: unregisterPushToken -> DELETE /push_tokens/:device_id accepted', async () => {
+    need(authenticated || null, 'auth');
+    const data = await withTimeout(
+      new Promise((resolve) => client.unregisterPushToken(`device-${tag}`, resolve)),
+      5000,
+      'the unregisterPushToken callback',
+    );
+    ok(!(data instanceof api.LayerError), 'no LayerError', data && describeError(data));
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Sessions: re-authentication after a 401, restore, logout
+
+  await check('session: revoked server-side -> REST 401 with nonce -> challenge -> new session -> query re-runs', async () => {
+    need(authenticated || null, 'auth');
+    const oldToken = client.sessionToken;
+    const before = challenges.length;
+    expectStatus(await platform.delete(`/users/${encodeURIComponent(ALICE)}/sessions`), 204, 'Platform DELETE sessions');
+    const r = await clientApi(cfg.url, api.version, oldToken).get('/conversations');
+    eq(r.status, 401, 'status with the revoked token');
+    const events = Promise.all([
+      waitEvent(client, 'deauthenticated'),
+      waitEvent(client, 'ready', { failOn: ['authenticated-error'] }),
+    ]);
+    const query = newQuery({ model: api.Query.Conversation, paginationWindow: 10 });
+    try {
+      await events;
+      await queryLoaded(query, 10, 'the conversations query after re-authentication');
+      eq(challenges.length, before + 1, 'one new challenge');
+      ok(client.sessionToken && client.sessionToken !== oldToken, 'a new session token', client.sessionToken);
+      ok(query.data.length > 0, 'the query has data', query.data.length);
+      expectStatus(await aliceApi().get('/conversations'), 200, 'raw GET with the new token');
+    } finally {
+      query.destroy();
+    }
+  });
+
+  let restored = false;
+  await check('session: connectWithSession(user, token) on a new client -> ready without a challenge, REST works', async () => {
+    need(authenticated || null, 'auth');
+    const token = client.sessionToken;
+    const before = challenges.length;
+    newClient();
+    const ready = waitEvent(client, 'ready', { failOn: ['authenticated-error'] });
+    client.connectWithSession(ALICE, token);
+    await ready;
+    eq(client.sessionToken, token, 'session token');
+    ok(client.user.isFullIdentity, 'own identity loaded with the restored session');
+    const query = newQuery({ model: api.Query.Conversation, paginationWindow: 10 });
+    try {
+      await queryLoaded(query, 10, 'conversations with the restored session');
+      ok(query.data.some((c) => c.id === conv[0]), 'C0 listed', query.data.map((c) => c.id));
+    } finally {
+      query.destroy();
+    }
+    eq(challenges.length, before, 'no challenge');
+    restored = true;
+  });
+
+  await check('session: logout() -> DELETE /sessions/:token; the token then gets 401 authentication_required + data.nonce', async () => {
+    need(restored || null, 'the restored session');
+    const token = client.sessionToken;
+    await Promise.all([
+      waitEvent(client, 'deauthenticated'),
+      withTimeout(new Promise((resolve) => client.logout(resolve)), 5000, 'the logout callback'),
+    ]);
+    ok(!client.isAuthenticated, 'client not authenticated');
+    const r = await clientApi(cfg.url, api.version, token).get('/conversations');
+    eq(r.status, 401, 'status with the logged-out token');
+    eq(r.body && r.body.id, 'authentication_required', 'error id');
+    ok(r.body.data && typeof r.body.data.nonce === 'string' && r.body.data.nonce.length > 0, 'data.nonce', r.body.data);
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Real time (needs the WebSocket, issue 5): a fresh client without the presence workaround
+
+  let live = false;
+  await check('realtime: a fresh client authenticates again after logout (connect)', async () => {
+    need(api, 'the SDK');
+    newClient({ blockPresence: false });
+    const ready = waitEvent(client, 'ready', { failOn: ['connected-error', 'authenticated-error'] });
+    client.connect(ALICE);
+    await ready;
+    live = true;
+  });
+
+  let socketOpen = false;
+  await check('realtime: the client opens the WebSocket', async () => {
+    need(live || null, 'the fresh client');
+    if (!client.socketManager._isOpen()) {
+      await waitEvent(client.socketManager, 'connected', { timeout: REALTIME_TIMEOUT_MS, what: 'the WebSocket to open' });
+    }
+    socketOpen = true;
+  });
+  // The checks below need an open socket; without one they fail at once (not run).
+  const needSocket = () => need(socketOpen || null, 'an open WebSocket');
+
+  await check('realtime: a queued REST request is not stuck behind Presence.sync', async () => {
+    need(live || null, 'the fresh client');
+    needSocket();
+    // A newly seen identity queues Presence.sync (after 150 ms); a PATCH queued after it must
+    // still go out.
+    const queued = waitEvent(client.syncManager, 'sync:add', {
+      filter: (evt) => evt.request.data && evt.request.data.method === 'Presence.sync',
+      what: 'Presence.sync to be queued',
+    });
+    client.getIdentity(BOB, true);
+    await queued;
+    const c = await loadConversation(conv[1]);
+    await synced({ target: conv[1], method: 'PATCH' }, () => c.setMetadataProperties({ live: 'yes' }), {
+      timeout: REALTIME_TIMEOUT_MS,
+      what: 'the PATCH queued behind Presence.sync',
+    });
+  });
+
+  let created;
+  await check('realtime: client.createConversation({participants, distinct: true}).send() creates it (Created)', async () => {
+    need(live || null, 'the fresh client');
+    needSocket();
+    const c = client.createConversation({ participants: [BOB, CAROL], distinct: true, metadata: { by: 'sdk' } });
+    const id = c.id;
+    const sent = waitEvent(c, 'conversations:sent', {
+      timeout: REALTIME_TIMEOUT_MS,
+      failOn: ['conversations:sent-error'],
+      what: 'conversations:sent',
+    });
+    c.send();
+    const evt = await sent;
+    eq(evt.result, 'Created', 'result');
+    eq(c.id, id, 'the id the SDK chose');
+    const r = expectStatus(await bob.get(`/conversations/${uuidOf(c.id)}`), 200, "bob's GET of the new conversation");
+    eq(r.body.participants.map((p) => p.user_id).sort(), [ALICE, BOB, CAROL].sort(), 'participants');
+    eq(r.body.metadata, { by: 'sdk' }, 'metadata');
+    created = c;
+  });
+
+  await check('realtime: re-creating an existing distinct conversation finds it (conversations:sent Found)', async () => {
+    need(live || null, 'the fresh client');
+    needSocket();
+    // bob creates the distinct conversation {alice, bob, dave} over REST; alice's SDK then
+    // creates "the same" one and must be handed the existing id.
+    const id = newId('conversations');
+    expectStatus(
+      await bob.post('/conversations', { id, participants: [identityId(ALICE), identityId(BOB), identityId(DAVE)], distinct: true }),
+      201,
+      'bob creates the distinct conversation',
+    );
+    const c = client.createConversation({ participants: [BOB, DAVE], distinct: true });
+    const sent = waitEvent(c, 'conversations:sent', {
+      timeout: REALTIME_TIMEOUT_MS,
+      failOn: ['conversations:sent-error'],
+      what: 'conversations:sent',
+    });
+    c.send();
+    const evt = await sent;
+    eq(evt.result, 'Found', 'result');
+    eq(c.id, id, 'the existing conversation id');
+  });
+
+  await check('realtime: message.send() with two parts -> messages:sent, server has the parts', async () => {
+    need(live || null, 'the fresh client');
+    needSocket();
+    const c = created || (await loadConversation(conv[0]));
+    const m = api.newMessage(c, [
+      { mimeType: 'text/plain', body: `sent by the SDK ${tag}` },
+      { mimeType: 'application/json', body: JSON.stringify({ tag }) },
+    ]);
+    const sent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
+    m.send();
+    await sent;
+    const r = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, "bob's GET of the sent message (the SDK's id)");
+    eq(r.body.parts.map((p) => p.body), [`sent by the SDK ${tag}`, JSON.stringify({ tag })], 'part bodies');
+    if (api.version === '3.0') eq(r.body.parts.map((p) => p.id), api.parts(m).map((p) => p.id), 'part ids (the SDK chose them)');
+  });
+
+  // A second SDK user in a forked process (W keeps one client per appId per process, X is a
+  // singleton): bob's SDK must hear about a message posted to his conversation in real time.
+  let peerProc;
+  await check('peer: a second SDK user in a forked process authenticates (ready)', async () => {
+    need(bob, 'bob');
+    peerProc = fork(process.argv[1], ['--peer'], {
+      env: { ...process.env, LAYER_PEER_USER: BOB, LAYER_PEER_PROFILE: JSON.stringify(profile('bob')) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    children.add(peerProc);
+    peerProc.on('exit', () => children.delete(peerProc));
+    const msg = await peerMessage(peerProc, (m) => m.type === 'ready' || m.type === 'error', 10000);
+    if (msg.type === 'error') throw new Error(`peer: ${msg.error}`);
+    eq(msg.userId, BOB, 'peer user');
+  });
+
+  await check('realtime: the peer SDK receives a new message in its conversation (messages:add)', async () => {
+    need(peerProc && peerProc.connected ? peerProc : null, 'the peer');
+    needSocket();
+    const id = newId('messages');
+    peerProc.send({ type: 'watch', id });
+    const heard = peerMessage(peerProc, (m) => m.type === 'message' && m.id === id, REALTIME_TIMEOUT_MS);
+    heard.catch(() => {}); // awaited below; keeps an early failure from being unhandled
+    expectStatus(
+      await aliceApi().post(`/conversations/${uuidOf(conv[0])}/messages`, { id, parts: [part(id, 'text/plain', `hi bob ${tag}`)] }),
+      201,
+      'alice (raw REST) posts a message',
+    );
+    await heard;
+  });
+
+  // -------------------------------------------------------------------------------------------
+  // Clean up
+
+  if (peerProc && peerProc.connected) peerProc.send({ type: 'exit' });
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise((resolve) => {
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, 3000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    ),
+  );
+  for (const c of clients) if (!c.isDestroyed) c.destroy();
+  const code = report.finish();
+  // The SDKs leave timers behind (online pings, reconnect backoff) even when destroyed.
+  process.exit(code);
+}
+
+/** The next IPC message of `child` matching `filter`, within `timeout` ms. */
+function peerMessage(child, filter, timeout) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m) => {
+      if (filter(m)) {
+        cleanup();
+        resolve(m);
+      }
+    };
+    const onExit = (code) => {
+      cleanup();
+      reject(new Error(`the peer exited (${code})`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out after ${timeout} ms waiting for the peer`));
+    }, timeout);
+    function cleanup() {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    }
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+/**
+ * The forked peer: one SDK client for LAYER_PEER_USER. Tells the parent 'ready', then reports
+ * every message it is told to watch for once the SDK has it (`messages:add`).
+ */
+async function peer(sdk) {
+  const cfg = sdkConfig();
+  const idp = identityProvider(cfg.idp);
+  const userId = process.env.LAYER_PEER_USER;
+  const profile = JSON.parse(process.env.LAYER_PEER_PROFILE || '{}');
+  const watched = new Set();
+  const seen = new Set();
+  let client;
+  const report = (id) => {
+    if (watched.has(id) && seen.has(id)) process.send({ type: 'message', id });
+  };
+  process.on('message', (m) => {
+    if (m.type === 'watch') {
+      watched.add(m.id);
+      report(m.id);
+    } else if (m.type === 'exit') {
+      if (client && !client.isDestroyed) client.destroy();
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  try {
+    const api = sdk.load(cfg);
+    client = api.newClient({ appId: cfg.appId, url: cfg.sdkUrl, websocketUrl: cfg.websocketUrl });
+    client.on('challenge', (evt) => evt.callback(idp.token({ userId, nonce: evt.nonce, profile })));
+    client.on('messages:add', (evt) => {
+      for (const m of evt.messages) {
+        seen.add(m.id);
+        report(m.id);
+      }
+    });
+    const ready = waitEvent(client, 'ready', { failOn: ['connected-error', 'authenticated-error'] });
+    client.connect(userId);
+    await ready;
+    process.send({ type: 'ready', userId: client.user.userId });
+  } catch (err) {
+    process.send({ type: 'error', error: String((err && err.message) || err) });
+  }
+}
+
+module.exports = { run };
