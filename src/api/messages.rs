@@ -1,5 +1,6 @@
 //! Messages, receipts and (3.0) message parts, for the app, a user and the app acting as a
-//! user (server-api.md §6-7, client-api.md §3.3-3.5).
+//! user (server-api.md §6-7, client-api.md §3.3-3.5). `GET`/`DELETE /messages/:id` also serve
+//! channel messages to session users (`api/channels.rs`).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -298,9 +299,12 @@ pub async fn delete(
         Err(err) if err.kind() == ErrorKind::NOT_FOUND => {
             let id = svc::message_id(ids.get("message_id"))?;
             let mode = query.mode.as_deref();
-            return match super::channels::delete_message(&state, &actor, version, id, mode).await? {
-                true => Ok(StatusCode::NO_CONTENT),
-                false => Err(err),
+            let deleted =
+                super::channels::delete_message(&state, &actor, version, id, mode).await?;
+            return if deleted {
+                Ok(StatusCode::NO_CONTENT)
+            } else {
+                Err(err)
             };
         }
         other => other?,
