@@ -296,24 +296,7 @@ async fn save_patched(
 
 /// The identity users see of `user_id`: the stored one, or a blank one (no profile, no metadata).
 pub(crate) fn seen_identity(app_id: Uuid, user_id: &str, stored: Option<Identity>) -> Identity {
-    stored.unwrap_or_else(|| {
-        let now = Timestamp::now();
-        Identity {
-            app_id,
-            user_id: user_id.to_owned(),
-            display_name: None,
-            avatar_url: None,
-            first_name: None,
-            last_name: None,
-            phone_number: None,
-            email_address: None,
-            identity_type: "user".to_owned(),
-            public_key: None,
-            metadata: Json(Map::new()),
-            created_at: now,
-            updated_at: now,
-        }
-    })
+    stored.unwrap_or_else(|| Identity::blank(app_id, user_id, Timestamp::now()))
 }
 
 /// Client API `GET /identities/:user_id` (and the proxy's `.../identities/:user_id`): the full

@@ -12,7 +12,6 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::config::AuthSettings;
@@ -232,21 +231,9 @@ fn updated_identity(
     profile: Profile,
     now: Timestamp,
 ) -> Option<Identity> {
-    let mut identity = existing.clone().unwrap_or_else(|| Identity {
-        app_id,
-        user_id: user_id.to_owned(),
-        display_name: None,
-        avatar_url: None,
-        first_name: None,
-        last_name: None,
-        phone_number: None,
-        email_address: None,
-        identity_type: "user".to_owned(),
-        public_key: None,
-        metadata: Json(Map::new()),
-        created_at: now,
-        updated_at: now,
-    });
+    let mut identity = existing
+        .clone()
+        .unwrap_or_else(|| Identity::blank(app_id, user_id, now));
     let fields = [
         (&mut identity.display_name, profile.display_name),
         (&mut identity.avatar_url, profile.avatar_url),

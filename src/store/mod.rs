@@ -132,6 +132,27 @@ pub struct Identity {
     pub updated_at: Timestamp,
 }
 
+impl Identity {
+    /// An identity with no profile and no metadata (a user nobody described yet).
+    pub fn blank(app_id: Uuid, user_id: &str, now: Timestamp) -> Self {
+        Identity {
+            app_id,
+            user_id: user_id.to_owned(),
+            display_name: None,
+            avatar_url: None,
+            first_name: None,
+            last_name: None,
+            phone_number: None,
+            email_address: None,
+            identity_type: "user".to_owned(),
+            public_key: None,
+            metadata: Json(serde_json::Map::new()),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Who repeats a create: an If-None-Match tag is scoped to app + caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupKey {

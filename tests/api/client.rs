@@ -39,6 +39,16 @@ fn follow(
         )
 }
 
+/// GET an absolute rendered URL as the user: the JSON of a 200.
+async fn fetch(server: &TestServer, session: &str, version: &str, url: &str) -> Value {
+    let response = follow(server, session, version, Method::GET, url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    json(response).await
+}
+
 #[tokio::test]
 async fn the_urls_the_server_renders_are_where_the_objects_live() {
     let server = TestServer::start().await;
@@ -97,19 +107,15 @@ async fn the_urls_the_server_renders_are_where_the_objects_live() {
     .await
     .unwrap();
     assert_eq!(response.status(), 204);
-    let response = follow(&server, bob, "3.0", Method::GET, message_url)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        json(response).await["recipient_status"]["layer:///identities/bob"],
+        fetch(&server, bob, "3.0", message_url).await["recipient_status"]
+            ["layer:///identities/bob"],
         "delivered"
     );
-    let response = follow(&server, bob, "3.0", Method::GET, &url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json(response).await["unread_message_count"], 1);
+    assert_eq!(
+        fetch(&server, bob, "3.0", &url).await["unread_message_count"],
+        1
+    );
     let response = follow(
         &server,
         bob,
@@ -122,17 +128,13 @@ async fn the_urls_the_server_renders_are_where_the_objects_live() {
     .await
     .unwrap();
     assert!(response.status().is_success());
-    let response = follow(&server, bob, "3.0", Method::GET, &url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json(response).await["unread_message_count"], 0);
-    let response = follow(&server, alice, "3.0", Method::GET, message_url)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        json(response).await["recipient_status"]["layer:///identities/bob"],
+        fetch(&server, bob, "3.0", &url).await["unread_message_count"],
+        0
+    );
+    assert_eq!(
+        fetch(&server, alice, "3.0", message_url).await["recipient_status"]
+            ["layer:///identities/bob"],
         "read"
     );
 
@@ -144,11 +146,10 @@ async fn the_urls_the_server_renders_are_where_the_objects_live() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    let response = follow(&server, bob, "3.0", Method::GET, &url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json(response).await["metadata"]["topic"], "y");
+    assert_eq!(
+        fetch(&server, bob, "3.0", &url).await["metadata"]["topic"],
+        "y"
+    );
     let response = follow(
         &server,
         alice,
@@ -193,21 +194,9 @@ async fn each_version_renders_its_own_shapes() {
     let message_url = json(response).await["url"].as_str().unwrap().to_owned();
 
     // 1.0: user ids.
-    let c: Value = json(
-        follow(&server, alice, "1.0", Method::GET, &url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let c = fetch(&server, alice, "1.0", &url).await;
     assert_eq!(c["participants"], json!(["alice", "bob"]));
-    let m: Value = json(
-        follow(&server, alice, "1.0", Method::GET, &message_url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let m = fetch(&server, alice, "1.0", &message_url).await;
     assert_eq!(m["sender"]["user_id"], "alice");
     assert_eq!(m["recipient_status"]["bob"], "sent");
     assert!(
@@ -215,13 +204,7 @@ async fn each_version_renders_its_own_shapes() {
     );
 
     // 2.0 (layer-websdk): BasicIdentity objects (no metadata key), identity-id receipts.
-    let c: Value = json(
-        follow(&server, alice, "2.0", Method::GET, &url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let c = fetch(&server, alice, "2.0", &url).await;
     let bob = c["participants"]
         .as_array()
         .unwrap()
@@ -237,25 +220,13 @@ async fn each_version_renders_its_own_shapes() {
     assert_eq!(bob["url"], format!("{}/identities/bob", server.base));
     assert_eq!(c["metadata"], json!({}), "never null");
     assert_eq!(c["unread_message_count"], 0);
-    let m: Value = json(
-        follow(&server, alice, "2.0", Method::GET, &message_url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let m = fetch(&server, alice, "2.0", &message_url).await;
     assert_eq!(m["sender"]["user_id"], "alice");
     assert_eq!(m["recipient_status"]["layer:///identities/alice"], "read");
     assert_eq!(m["is_unread"], false, "own messages are read");
 
     // 3.0 (web-xdk): part ids and updated_at.
-    let m: Value = json(
-        follow(&server, alice, "3.0", Method::GET, &message_url)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let m = fetch(&server, alice, "3.0", &message_url).await;
     let part_id = m["parts"][0]["id"].as_str().unwrap();
     assert!(
         part_id.starts_with(&format!("{}/parts/", m["id"].as_str().unwrap())),

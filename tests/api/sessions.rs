@@ -420,43 +420,36 @@ async fn later_logins_update_only_the_claimed_profile_fields() {
     let server = TestServer::start().await;
     let provider = Provider::register(&server.store, server.app_id, IDENTITY_KEY_A).await;
     server.create_identity("bob", "Bob").await;
-    let app = server.app_id.to_string();
-    let (header, mut claims) = provider.parts("bob", &server.nonce().await);
-    claims["avatar_url"] = json!("https://example.com/b.png");
-    assert_eq!(
-        server
-            .post_session(&app, &provider.sign(&header, &claims))
-            .await
-            .status(),
-        201
-    );
-    let identity = server
-        .store
-        .identity(server.app_id, "bob")
-        .await
-        .unwrap()
-        .unwrap();
+    let login_claiming = |claims: serde_json::Value| {
+        let (server, provider) = (&server, &provider);
+        async move {
+            let (header, mut token_claims) = provider.parts("bob", &server.nonce().await);
+            token_claims
+                .as_object_mut()
+                .unwrap()
+                .extend(claims.as_object().unwrap().clone());
+            let response = server
+                .post_session(
+                    &server.app_id.to_string(),
+                    &provider.sign(&header, &token_claims),
+                )
+                .await;
+            assert_eq!(response.status(), 201);
+            server
+                .store
+                .identity(server.app_id, "bob")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let identity = login_claiming(json!({"avatar_url": "https://example.com/b.png"})).await;
     assert_eq!(identity.display_name.as_deref(), Some("Bob"), "kept");
     assert_eq!(
         identity.avatar_url.as_deref(),
         Some("https://example.com/b.png")
     );
-
-    let (header, mut claims) = provider.parts("bob", &server.nonce().await);
-    claims["display_name"] = json!("Robert");
-    assert_eq!(
-        server
-            .post_session(&app, &provider.sign(&header, &claims))
-            .await
-            .status(),
-        201
-    );
-    let identity = server
-        .store
-        .identity(server.app_id, "bob")
-        .await
-        .unwrap()
-        .unwrap();
+    let identity = login_claiming(json!({"display_name": "Robert"})).await;
     assert_eq!(identity.display_name.as_deref(), Some("Robert"));
     assert_eq!(
         identity.avatar_url.as_deref(),
