@@ -76,6 +76,8 @@ pub struct App {
     /// The identity provider (`iss` of identity tokens) keys default to.
     pub provider_id: Uuid,
     pub created_at: Timestamp,
+    /// Suspended by the operator: logins, sessions and Bearer tokens are refused.
+    pub suspended: bool,
 }
 
 /// Where a token or key came from: the CLI, configuration, or the development bootstrap.
@@ -208,6 +210,8 @@ pub trait Store: MessagingStore + ChannelStore + UserStore + Send + Sync + 'stat
         -> StoreResult<App>;
     async fn app(&self, id: Uuid) -> StoreResult<Option<App>>;
     async fn apps(&self) -> StoreResult<Vec<App>>;
+    /// Suspends or reinstates an app; false when there is no such app.
+    async fn set_app_suspended(&self, id: Uuid, suspended: bool) -> StoreResult<bool>;
 
     // Bearer tokens.
     /// False when a token with that hash exists already (declared tokens are re-added every start).
