@@ -16,6 +16,7 @@ pub async fn create_app(store: &dyn Store, id: Option<Uuid>, name: &str) -> anyh
         name: name.to_owned(),
         provider_id: Uuid::new_v4(),
         created_at: Timestamp::now(),
+        suspended: false,
     };
     match store.create_app(&app).await {
         Ok(()) => Ok(app),

@@ -60,6 +60,14 @@ pub enum AppCommand {
     },
     /// List apps.
     List,
+    /// Suspend an app: its users cannot log in, their sessions stop working, and its Bearer
+    /// tokens get 403 `app_suspended`. Nothing is deleted.
+    Suspend {
+        /// App id: a UUID or layer:///apps/{staging,production}/<uuid>.
+        app: String,
+    },
+    /// Reinstate a suspended app (sessions that have not expired work again).
+    Resume { app: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +148,18 @@ pub async fn main() -> ExitCode {
     }
 }
 
+async fn set_suspended(store: &dyn store::Store, app: &str, suspended: bool) -> anyhow::Result<()> {
+    let id = app_arg(app)?;
+    if !store.set_app_suspended(id, suspended).await? {
+        anyhow::bail!("no app with id {id}");
+    }
+    println!(
+        "app {id} {}",
+        if suspended { "suspended" } else { "active" }
+    );
+    Ok(())
+}
+
 fn app_arg(value: &str) -> anyhow::Result<Uuid> {
     admin::parse_id(value, "app id", ids::parse_app_id)
 }
@@ -178,17 +198,20 @@ async fn admin_command(
             println!("provider_id\t{}", ids::provider_uri(app.provider_id));
         }
         Command::App(AppCommand::List) => {
-            println!("UUID\tPROVIDER_ID\tCREATED\tNAME");
+            println!("UUID\tPROVIDER_ID\tCREATED\tSTATE\tNAME");
             for app in store.apps().await? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     app.id,
                     ids::provider_uri(app.provider_id),
                     app.created_at.to_iso(),
+                    if app.suspended { "suspended" } else { "active" },
                     app.name
                 );
             }
         }
+        Command::App(AppCommand::Suspend { app }) => set_suspended(store, &app, true).await?,
+        Command::App(AppCommand::Resume { app }) => set_suspended(store, &app, false).await?,
         Command::Token(TokenCommand::Create { app, label }) => {
             let (token, secret) =
                 admin::issue_token(store, app_arg(&app)?, label, store::SOURCE_CLI).await?;

@@ -68,6 +68,8 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LimitSettings {
     pub max_participants: usize,
+    /// Members per channel (client-api.md §3.10).
+    pub max_channel_members: usize,
     pub max_inline_part_bytes: usize,
     pub max_page_size: u32,
 }

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::http::Urls;
 use crate::ids;
 use crate::store::{
-    Announcement, Badge, Conversation, Identity, Message, Part, Sender, UserAnnouncement,
-    UserConversation,
+    Announcement, Badge, ChannelMember, ChannelMessage, Conversation, Identity, Message, Part,
+    Sender, UserAnnouncement, UserChannel, UserConversation,
 };
 use crate::version::ApiVersion;
 
@@ -239,11 +239,14 @@ impl<'a> View<'a> {
 
     pub fn parts(&self, message: &Message) -> Vec<Value> {
         let url = self.message_url(message.conversation_id, message.id);
-        message
-            .parts
+        self.parts_at(message.id, &url, &message.parts)
+    }
+
+    fn parts_at(&self, message_id: Uuid, message_url: &str, parts: &[Part]) -> Vec<Value> {
+        parts
             .iter()
             .enumerate()
-            .map(|(i, p)| self.part(message.id, &url, i, p))
+            .map(|(i, p)| self.part(message_id, message_url, i, p))
             .collect()
     }
 
@@ -281,6 +284,59 @@ impl<'a> View<'a> {
             "notification": null,
             "reply_to": null,
             "updated_at": message.updated_at.map(|t| t.to_iso()),
+        })
+    }
+
+    pub fn channel_url(&self, id: Uuid) -> String {
+        format!("{}/channels/{id}", self.prefix())
+    }
+
+    /// `{id, url}`: how messages and memberships point at their channel.
+    fn channel_ref(&self, id: Uuid) -> Value {
+        json!({ "id": channel_uri(id), "url": self.channel_url(id) })
+    }
+
+    /// A channel (client-wire-protocol.md §5.8), with the viewer's membership or `null`.
+    pub fn channel(&self, view: &UserChannel) -> Value {
+        let channel = &view.channel;
+        json!({
+            "id": channel_uri(channel.id),
+            "url": self.channel_url(channel.id),
+            "created_at": channel.created_at.to_iso(),
+            "name": channel.name,
+            "metadata": channel.metadata,
+            "membership": view.membership.as_ref().map(|m| self.channel_member(m)),
+        })
+    }
+
+    /// A Membership (client-wire-protocol.md §5.9): `layer:///channels/<uuid>/members/<user>`,
+    /// the user id encoded as in Identity ids. Layer's roles are undocumented: `role` is null.
+    pub fn channel_member(&self, member: &ChannelMember) -> Value {
+        let user = ids::encode_component(&member.user_id);
+        json!({
+            "id": format!("{}/members/{user}", channel_uri(member.channel_id)),
+            "url": format!("{}/members/{user}", self.channel_url(member.channel_id)),
+            "channel": self.channel_ref(member.channel_id),
+            "identity": self.basic_identity(&member.user_id),
+            "role": null,
+            "joined_at": member.joined_at.to_iso(),
+        })
+    }
+
+    /// A channel message: a message with `channel` instead of `conversation`, and none of the
+    /// per-user fields (receipts, `is_unread`, `notification`) channels do not have.
+    pub fn channel_message(&self, message: &ChannelMessage) -> Value {
+        let url = format!("{}/messages/{}", self.prefix(), message.id);
+        json!({
+            "id": message_uri(message.id),
+            "url": url,
+            "position": message.position,
+            "channel": self.channel_ref(message.channel_id),
+            "parts": self.parts_at(message.id, &url, &message.parts),
+            "sent_at": message.sent_at.to_iso(),
+            "received_at": message.sent_at.to_iso(),
+            "sender": self.basic_identity(&message.sender),
+            "updated_at": null,
         })
     }
 
@@ -347,6 +403,10 @@ impl<'a> View<'a> {
 
 pub fn conversation_uri(id: Uuid) -> String {
     format!("layer:///conversations/{id}")
+}
+
+pub fn channel_uri(id: Uuid) -> String {
+    format!("layer:///channels/{id}")
 }
 
 pub fn message_uri(id: Uuid) -> String {

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{OriginalUri, Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::from_fn;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -43,7 +43,7 @@ pub fn client_routes() -> Router<AppState> {
             "/identities/{other_id}",
             get(identities::get_seen_identity).patch(identities::patch_own_identity),
         )
-        .route_layer(from_fn(since_v2))
+        .route_layer(from_fn(super::since_v2))
 }
 
 /// The Platform API's, acting as the user in the path (the proxy's identity route included).
@@ -62,21 +62,7 @@ pub fn platform_routes() -> Router<AppState> {
             "/users/{user_id}/identities/{other_id}",
             get(identities::get_seen_identity),
         )
-        .route_layer(from_fn(since_v2))
-}
-
-/// Answers 1.x requests as an unknown route would.
-async fn since_v2(version: ApiVersion, req: Request, next: Next) -> Response {
-    if version.has_identities() {
-        return next.run(req).await;
-    }
-    let uri = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().clone(), |original| original.0.clone());
-    crate::http::compat::invalid_endpoint(req.method().clone(), uri)
-        .await
-        .into_response()
+        .route_layer(from_fn(super::since_v2))
 }
 
 /// `page_size` and `from_id` of a following list.

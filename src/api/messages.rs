@@ -1,5 +1,6 @@
 //! Messages, receipts and (3.0) message parts, for the app, a user and the app acting as a
-//! user (server-api.md §6-7, client-api.md §3.3-3.5).
+//! user (server-api.md §6-7, client-api.md §3.3-3.5). `GET`/`DELETE /messages/:id` also serve
+//! channel messages to session users (`api/channels.rs`).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -282,7 +283,16 @@ pub async fn get(
     version: ApiVersion,
     ids: PathIds,
 ) -> ApiResult<Response> {
-    let message = load(&state, &actor, &ids).await?;
+    let message = match load(&state, &actor, &ids).await {
+        Err(err) if err.kind() == ErrorKind::NOT_FOUND => {
+            let id = svc::message_id(ids.get("message_id"))?;
+            return match super::channels::get_message(&state, &actor, version, id).await? {
+                Some(message) => Ok(json_response(StatusCode::OK, &message)),
+                None => Err(err),
+            };
+        }
+        other => other?,
+    };
     Ok(json_response(
         StatusCode::OK,
         &render(&state, &actor, version, &message).await?,
@@ -297,10 +307,24 @@ pub struct DeleteQuery {
 pub async fn delete(
     State(state): State<AppState>,
     actor: Actor,
+    version: ApiVersion,
     ids: PathIds,
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    let message = load(&state, &actor, &ids).await?;
+    let message = match load(&state, &actor, &ids).await {
+        Err(err) if err.kind() == ErrorKind::NOT_FOUND => {
+            let id = svc::message_id(ids.get("message_id"))?;
+            let mode = query.mode.as_deref();
+            let deleted =
+                super::channels::delete_message(&state, &actor, version, id, mode).await?;
+            return if deleted {
+                Ok(StatusCode::NO_CONTENT)
+            } else {
+                Err(err)
+            };
+        }
+        other => other?,
+    };
     let for_everyone = match (actor.user_id(), query.mode.as_deref()) {
         (None, _) | (Some(_), None | Some("all_participants")) => true,
         (Some(_), Some("my_devices")) => false,

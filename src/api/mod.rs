@@ -8,6 +8,7 @@
 
 mod announcements;
 mod blocks;
+pub(crate) mod channels;
 pub(crate) mod conversations;
 mod following;
 mod identities;
@@ -18,9 +19,10 @@ mod sessions;
 mod user_patch;
 mod users;
 
+use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::from_fn_with_state;
-use axum::response::Response;
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde_json::Value;
@@ -67,6 +69,21 @@ pub(crate) fn listing_response(items: &[Value], total: i64) -> Response {
         .headers_mut()
         .insert(LAYER_COUNT, HeaderValue::from(total));
     response
+}
+
+/// Route layer of the routes that exist from API 2.0 on: answers 1.x requests as an unknown route
+/// would (404 `invalid_endpoint`).
+pub(crate) async fn since_v2(version: ApiVersion, req: Request, next: Next) -> Response {
+    if version.has_identities() {
+        return next.run(req).await;
+    }
+    let uri = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().clone(), |original| original.0.clone());
+    crate::http::compat::invalid_endpoint(req.method().clone(), uri)
+        .await
+        .into_response()
 }
 
 /// What a user does: the Client API's REST surface, also reachable through the proxy.
@@ -126,6 +143,8 @@ pub fn client_routes(state: AppState) -> Router<AppState> {
         .route("/push_tokens/{device_id}", delete(push_tokens::unregister))
         .merge(following::client_routes())
         .merge(user_routes())
+        // Session users only: Layer's Platform API had no channels.
+        .merge(channels::routes())
         .route_layer(from_fn_with_state(state.clone(), dedup::if_none_match))
         .route_layer(from_fn_with_state(state, auth::resolve_session))
         // Added after the session layer: these never need a session, and a stale token sent

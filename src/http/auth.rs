@@ -97,6 +97,14 @@ async fn bearer_app(
             "The Bearer token is invalid or has been revoked.",
         ));
     }
+    if state
+        .store
+        .app(record.app_id)
+        .await?
+        .is_none_or(|app| app.suspended)
+    {
+        return Err(crate::service::sessions::app_suspended());
+    }
     Ok(record.app_id)
 }
 

@@ -96,6 +96,16 @@ impl Worker {
             }
             "Conversation.create" => self.create_conversation(request.data.clone()).await,
             "Message.create" => self.create_message(&request).await,
+            "Channel.create" if self.socket.version.has_identities() => {
+                let data = request.data.clone();
+                crate::api::channels::create_channel(
+                    &self.state,
+                    &self.actor,
+                    self.socket.version,
+                    data,
+                )
+                .await
+            }
             "Presence.subscribe" => Ok(json!({})),
             "Presence.update" => self.update_presence(&request.data),
             "Presence.sync" => self.sync_presence(&request.data).await,
@@ -124,6 +134,17 @@ impl Worker {
             .object_id
             .as_deref()
             .ok_or_else(|| ApiError::missing_property("object_id"))?;
+        if conversation.starts_with("layer:///channels/") && self.socket.version.has_identities() {
+            let channel_id = crate::service::object_id("object_id", "channels", conversation)?;
+            return crate::api::channels::send_message(
+                &self.state,
+                &self.actor,
+                self.socket.version,
+                channel_id,
+                request.data.clone(),
+            )
+            .await;
+        }
         let conversation_id =
             crate::service::object_id("object_id", "conversations", conversation)?;
         let input =

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::config::LimitSettings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::extract::patch_error;
-use crate::patch::{OpKind, Patch};
+use crate::patch::{OpKind, Operation, Patch};
 use crate::store::{
     Conversation, ConversationChange, CreateConversation, Deleted, DynStore, NewConversation,
     Timestamp, Updated, UserConversation,
@@ -83,6 +83,33 @@ pub fn check_metadata(metadata: &Map<String, Value>, property: &str) -> ApiResul
             "Metadata values must be strings or objects whose values are strings or objects.",
         ))
     }
+}
+
+/// Whether a Layer Patch operation is one metadata accepts (conversations and channels alike):
+/// `set` at any depth, `delete` of a key (not of the whole object).
+pub fn is_metadata_operation(op: &Operation) -> bool {
+    op.root() == "metadata"
+        && match op.kind {
+            OpKind::Set => true,
+            OpKind::Delete => op.path.len() > 1,
+            OpKind::Add | OpKind::Remove => false,
+        }
+}
+
+/// The `metadata` of a document a Layer Patch was applied to, checked.
+pub fn patched_metadata(doc: &mut Value) -> ApiResult<Map<String, Value>> {
+    let metadata = match doc["metadata"].take() {
+        Value::Object(map) => map,
+        Value::Null => Map::new(),
+        _ => {
+            return Err(ApiError::invalid_property(
+                "metadata",
+                "metadata must be an object.",
+            ))
+        }
+    };
+    check_metadata(&metadata, "metadata")?;
+    Ok(metadata)
 }
 
 /// Refuses participants the acting user blocked (Client API: `participant_blocked`).
@@ -252,11 +279,7 @@ fn normalize_patch(patch: Patch) -> ApiResult<Patch> {
                     .collect::<ApiResult<Vec<_>>>()?;
                 op.value = Some(Value::Array(users));
             }
-            ("metadata", OpKind::Set | OpKind::Delete, _) => {
-                if op.path.len() == 1 && op.kind == OpKind::Delete {
-                    return Err(forbidden_operation(index, op.kind, &op.property));
-                }
-            }
+            _ if is_metadata_operation(&op) => {}
             _ => return Err(forbidden_operation(index, op.kind, &op.property)),
         }
         ops.push(op);
@@ -290,17 +313,7 @@ pub async fn patch(
             .map_err(|_| {
                 ApiError::invalid_property("participants", "participants must be user ids.")
             })?;
-        let metadata = match doc["metadata"].take() {
-            Value::Object(map) => map,
-            Value::Null => Map::new(),
-            _ => {
-                return Err(ApiError::invalid_property(
-                    "metadata",
-                    "metadata must be an object.",
-                ))
-            }
-        };
-        check_metadata(&metadata, "metadata")?;
+        let metadata = patched_metadata(&mut doc)?;
         let participants = participant_list(participants, limits)?;
         if let Some(user) = actor {
             let added: Vec<String> = participants

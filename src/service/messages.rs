@@ -176,6 +176,7 @@ pub async fn send(
     match store.send_message(&new).await? {
         SendMessage::Sent(message) => Ok(Ok(message)),
         SendMessage::IdInUse(existing) => Ok(Err(existing)),
+        SendMessage::IdInUseByChannelMessage => Err(super::channels::message_id_in_use()),
         SendMessage::ConversationNotFound => Err(super::conversations::not_found()),
         SendMessage::ConversationDeleted => Err(super::conversations::gone()),
     }

@@ -2,6 +2,7 @@
 //! WebSocket: validation against Layer's rules and limits, then one store call per change.
 //! Handlers parse the wire format into these inputs and render what comes back.
 
+pub mod channels;
 pub mod conversations;
 pub mod messages;
 pub mod sessions;
@@ -67,8 +68,18 @@ pub fn page(
     kind: &str,
     max: u32,
 ) -> ApiResult<crate::store::Page> {
-    let limit = match page_size.filter(|s| !s.is_empty()) {
-        None => max,
+    let limit = page_size_of(page_size, max)?;
+    let after = match from_id.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(id) => Some(object_id("from_id", kind, id)?),
+    };
+    Ok(crate::store::Page { limit, after })
+}
+
+/// A `page_size`: absent or empty means `max`, larger values are capped to it.
+pub fn page_size_of(page_size: Option<&str>, max: u32) -> ApiResult<u32> {
+    match page_size.filter(|s| !s.is_empty()) {
+        None => Ok(max),
         Some(s) => s
             .parse::<u32>()
             .ok()
@@ -76,11 +87,6 @@ pub fn page(
             .map(|n| n.min(max))
             .ok_or_else(|| {
                 ApiError::invalid_property("page_size", "page_size must be a positive integer.")
-            })?,
-    };
-    let after = match from_id.filter(|s| !s.is_empty()) {
-        None => None,
-        Some(id) => Some(object_id("from_id", kind, id)?),
-    };
-    Ok(crate::store::Page { limit, after })
+            }),
+    }
 }

@@ -257,6 +257,14 @@ fn updated_identity(
     }
 }
 
+/// Layer's `app_suspended` (403): the operator suspended the app.
+pub fn app_suspended() -> ApiError {
+    ApiError::new(
+        ErrorKind::APP_SUSPENDED,
+        "The app is suspended; ask the server's operator to reinstate it.",
+    )
+}
+
 /// `POST /sessions`: verifies the identity token for `app` and returns a new session token.
 pub async fn login(
     store: &DynStore,
@@ -272,7 +280,10 @@ pub async fn login(
         .with_data(serde_json::json!({ "property": "app_id" }))
     };
     let app_id = ids::parse_app_id(app).ok_or_else(invalid_app)?;
-    store.app(app_id).await?.ok_or_else(invalid_app)?;
+    let app = store.app(app_id).await?.ok_or_else(invalid_app)?;
+    if app.suspended {
+        return Err(app_suspended());
+    }
 
     let kid = key_id(identity_token)?;
     // Only this app's keys: a key registered for another app never opens this one.

@@ -190,6 +190,8 @@ pub struct NewMessage {
 pub enum SendMessage {
     Sent(Message),
     IdInUse(Message),
+    /// A channel message has this id.
+    IdInUseByChannelMessage,
     ConversationNotFound,
     ConversationDeleted,
 }

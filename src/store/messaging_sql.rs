@@ -786,10 +786,12 @@ macro_rules! impl_messaging_store {
                     });
                 };
                 let (sender_user, sender_name) = sender_columns(&new.sender);
+                // Channel messages share the id space (`layer:///messages/<uuid>`).
                 let inserted = sqlx::query(
                     "insert into messages
                         (app_id, id, conversation_id, position, sender_user_id, sender_name, sent_at, notification)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8)
+                     select $1, $2, $3, $4, $5, $6, $7, $8
+                     where not exists (select 1 from channel_messages where app_id = $1 and id = $2)
                      on conflict do nothing",
                 )
                 .bind(new.app_id)
@@ -807,9 +809,7 @@ macro_rules! impl_messaging_store {
                     drop(tx);
                     let mut conn = self.pool.acquire().await?;
                     let existing = Self::load_messages(&mut conn, new.app_id, &[new.id]).await?.pop();
-                    return existing
-                        .map(SendMessage::IdInUse)
-                        .ok_or_else(|| $crate::store::StoreError::Conflict("messages".into()));
+                    return Ok(existing.map_or(SendMessage::IdInUseByChannelMessage, SendMessage::IdInUse));
                 }
                 Self::insert_parts(&mut tx, new.app_id, new.id, 0, &new.parts).await?;
                 let participants: Vec<String> = sqlx::query_scalar(

@@ -1,6 +1,8 @@
 //! Persistence: the `Store` trait the services call, its records, and `open` which picks the
 //! backend from the database URL (`postgres://` or `sqlite:`). The store does no HTTP.
 
+mod channels;
+mod channels_sql;
 mod messaging;
 mod messaging_sql;
 mod postgres;
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+pub use channels::*;
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, PushToken, UserState, UserStore};
@@ -73,6 +76,8 @@ pub struct App {
     /// The identity provider (`iss` of identity tokens) keys default to.
     pub provider_id: Uuid,
     pub created_at: Timestamp,
+    /// Suspended by the operator: logins, sessions and Bearer tokens are refused.
+    pub suspended: bool,
 }
 
 /// Where a token or key came from: the CLI, configuration, or the development bootstrap.
@@ -187,10 +192,10 @@ pub struct Pruned {
     pub dedup_entries: u64,
 }
 
-/// Everything the services persist. The foundation's methods are here; conversations, messages
-/// and per-user state live in the supertraits (one file each).
+/// Everything the services persist. The foundation's methods are here; conversations, messages,
+/// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
-pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
+pub trait Store: MessagingStore + ChannelStore + UserStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).
     async fn ping(&self) -> StoreResult<()>;
@@ -205,6 +210,8 @@ pub trait Store: MessagingStore + UserStore + Send + Sync + 'static {
         -> StoreResult<App>;
     async fn app(&self, id: Uuid) -> StoreResult<Option<App>>;
     async fn apps(&self) -> StoreResult<Vec<App>>;
+    /// Suspends or reinstates an app; false when there is no such app.
+    async fn set_app_suspended(&self, id: Uuid, suspended: bool) -> StoreResult<bool>;
 
     // Bearer tokens.
     /// False when a token with that hash exists already (declared tokens are re-added every start).

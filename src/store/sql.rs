@@ -41,7 +41,7 @@ macro_rules! impl_sql_store {
                      on conflict (id) do update
                         set name = excluded.name,
                             provider_id = case when $5 then excluded.provider_id else apps.provider_id end
-                     returning id, name, provider_id, created_at",
+                     returning id, name, provider_id, created_at, suspended",
                 )
                 .bind(id)
                 .bind(name)
@@ -53,8 +53,22 @@ macro_rules! impl_sql_store {
                 Ok(app)
             }
 
+            async fn set_app_suspended(
+                &self,
+                id: uuid::Uuid,
+                suspended: bool,
+            ) -> $crate::store::StoreResult<bool> {
+                let updated = sqlx::query("update apps set suspended = $1 where id = $2")
+                    .bind(suspended)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated > 0)
+            }
+
             async fn app(&self, id: uuid::Uuid) -> $crate::store::StoreResult<Option<$crate::store::App>> {
-                Ok(sqlx::query_as("select id, name, provider_id, created_at from apps where id = $1")
+                Ok(sqlx::query_as("select id, name, provider_id, created_at, suspended from apps where id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?)
@@ -62,7 +76,7 @@ macro_rules! impl_sql_store {
 
             async fn apps(&self) -> $crate::store::StoreResult<Vec<$crate::store::App>> {
                 Ok(sqlx::query_as(
-                    "select id, name, provider_id, created_at from apps order by created_at, id",
+                    "select id, name, provider_id, created_at, suspended from apps order by created_at, id",
                 )
                 .fetch_all(&self.pool)
                 .await?)
@@ -261,8 +275,11 @@ macro_rules! impl_sql_store {
                 now: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<$crate::store::Session>> {
                 Ok(sqlx::query_as(
-                    "select app_id, user_id, created_at, expires_at from sessions
-                     where token_hash = $1 and expires_at > $2",
+                    // A suspended app's sessions are dead (401): the client logs in again
+                    // and learns `app_suspended` from POST /sessions.
+                    "select s.app_id, s.user_id, s.created_at, s.expires_at from sessions s
+                     join apps a on a.id = s.app_id
+                     where s.token_hash = $1 and s.expires_at > $2 and not a.suspended",
                 )
                 .bind(token_hash)
                 .bind(now)

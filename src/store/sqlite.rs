@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::channels_sql::impl_channel_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -46,4 +47,5 @@ impl SqliteStore {
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);
 impl_messaging_store!(SqliteStore, sqlx::Sqlite);
+impl_channel_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);

@@ -113,6 +113,28 @@ async fn app_token_and_key_commands() {
         "authenticated, no such identity"
     );
 
+    // Suspending the app refuses its tokens with 403 app_suspended; resuming restores them.
+    let out = run(
+        &server.db,
+        &[
+            "app",
+            "suspend",
+            &format!("layer:///apps/staging/{app_uuid}"),
+        ],
+    );
+    assert!(out.contains("suspended"), "{out}");
+    assert!(run(&server.db, &["app", "list"]).contains("suspended"));
+    let response = get(token.clone()).await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(json(response).await["id"], "app_suspended");
+    run(&server.db, &["app", "resume", &app_uuid.to_string()]);
+    assert_eq!(get(token.clone()).await.unwrap().status(), 404);
+    let err = run_failing(
+        &server.db,
+        &["app", "suspend", &uuid::Uuid::new_v4().to_string()],
+    );
+    assert!(err.contains("no app"), "{err}");
+
     // ...until it is revoked.
     run(&server.db, &["token", "revoke", &token_id]);
     assert_eq!(get(token.clone()).await.unwrap().status(), 401);

@@ -280,6 +280,7 @@ pub async fn expect_error(response: reqwest::Response, status: u16, id: &str) ->
         ("invalid_app_id", 2),
         ("invalid_request_id", 3),
         ("authentication_required", 4),
+        ("app_suspended", 5),
         ("user_suspended", 6),
         ("invalid_request", 10),
         ("internal_server_error", 100),

@@ -2,6 +2,7 @@
 
 mod announcements;
 mod auth;
+mod channels;
 mod cli;
 mod client;
 mod client_identities;

@@ -416,6 +416,56 @@ async fn suspended_users_are_refused() {
 }
 
 #[tokio::test]
+async fn suspended_apps_refuse_logins_and_sessions_until_resumed() {
+    let server = TestServer::start().await;
+    let provider = Provider::register(&server.store, server.app_id, IDENTITY_KEY_A).await;
+    let session = server.login(&provider, "alice").await;
+    assert!(server
+        .store
+        .set_app_suspended(server.app_id, true)
+        .await
+        .unwrap());
+
+    let token = provider.token("alice", &server.nonce().await);
+    let body = expect_error(
+        server
+            .post_session(&server.app_id.to_string(), &token)
+            .await,
+        403,
+        "app_suspended",
+    )
+    .await;
+    assert_eq!(body["code"], 5);
+    // The live session stops working with the usual challenge; the SDK logs in again and
+    // learns app_suspended from POST /sessions.
+    let response = server
+        .as_session(&session, Method::GET, "/conversations")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 401, "authentication_required").await;
+    let response = server
+        .platform(Method::GET, "/users/alice/identity")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403, "app_suspended").await;
+
+    assert!(server
+        .store
+        .set_app_suspended(server.app_id, false)
+        .await
+        .unwrap());
+    let response = server
+        .as_session(&session, Method::GET, "/conversations")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "unexpired sessions work again");
+    server.login(&provider, "alice").await;
+}
+
+#[tokio::test]
 async fn later_logins_update_only_the_claimed_profile_fields() {
     let server = TestServer::start().await;
     let provider = Provider::register(&server.store, server.app_id, IDENTITY_KEY_A).await;
