@@ -674,3 +674,61 @@ async fn a_slow_consumer_overflows_and_only_its_socket_closes() {
     .expect("bob's socket ends");
     assert!(matches!(ended, None | Some(CloseCode::Again)), "{ended:?}");
 }
+
+#[tokio::test]
+async fn channel_create_and_channel_messages_over_the_websocket() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    let mut ws = open(&server, &alice, "layer-2.0").await;
+    let channel = format!("layer:///channels/{}", Uuid::new_v4());
+    let data = json!({
+        "id": channel,
+        "name": "general",
+        "metadata": null,
+        "members": [identity_id("alice"), identity_id("bob")],
+    });
+    let created = ws.ok("Channel.create", None, data.clone()).await;
+    assert_eq!(created["id"], channel.as_str());
+    assert_eq!(created["name"], "general");
+    assert_eq!(created["metadata"], json!({}));
+
+    // The name is taken: conflict carrying the existing channel (the SDK adopts it).
+    let mut other = open(&server, &bob, "layer-2.0").await;
+    let clash = json!({"id": format!("layer:///channels/{}", Uuid::new_v4()), "name": "general", "metadata": null, "members": [identity_id("bob")]});
+    let error = other.fails("Channel.create", None, clash, "conflict").await;
+    assert_eq!(error["data"]["id"], channel.as_str());
+
+    // A message into the channel, with the client's id, visible over REST as a channel message.
+    let message = format!("layer:///messages/{}", Uuid::new_v4());
+    let sent = ws
+        .ok(
+            "Message.create",
+            Some(&channel),
+            json!({"id": message, "parts": [{"mime_type": "text/plain", "body": "hi all"}]}),
+        )
+        .await;
+    assert_eq!(sent["id"], message.as_str());
+    assert_eq!(sent["channel"]["id"], channel.as_str());
+    let response = server
+        .raw(
+            Method::GET,
+            &format!("/channels/{}/messages", channel.rsplit('/').next().unwrap()),
+        )
+        .header("accept", "application/vnd.layer+json; version=2.0")
+        .header("authorization", format!("Layer session-token=\"{bob}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let listed = json(response).await;
+    assert_eq!(listed[0]["id"], message.as_str());
+    assert_eq!(listed[0]["parts"][0]["body"], "hi all");
+
+    // Not on 1.0 (channels are 2.0+).
+    let mut old = open(&server, &alice, "layer-1.0").await;
+    let data =
+        json!({"id": format!("layer:///channels/{}", Uuid::new_v4()), "name": "v1", "members": []});
+    let body = old.request("Channel.create", None, data).await;
+    assert_eq!(body["success"], false, "{body}");
+}
