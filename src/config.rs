@@ -90,6 +90,8 @@ pub struct WebsocketSettings {
     pub ping_interval_secs: u64,
     /// Largest accepted client message (and frame), in bytes.
     pub max_message_bytes: usize,
+    /// Seconds a change stays in the per-user change log (`Event.replay` reaches this far back).
+    pub change_retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

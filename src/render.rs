@@ -136,7 +136,7 @@ impl<'a> View<'a> {
     }
 
     /// The key of a user in `recipient_status`.
-    fn user_key(&self, user_id: &str) -> String {
+    pub fn user_key(&self, user_id: &str) -> String {
         if self.version.has_identities() {
             ids::identity_uri(user_id)
         } else {
@@ -340,7 +340,7 @@ impl<'a> View<'a> {
         })
     }
 
-    fn announcement_url(&self, id: Uuid) -> String {
+    pub fn announcement_url(&self, id: Uuid) -> String {
         format!("{}/announcements/{id}", self.prefix())
     }
 

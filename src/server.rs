@@ -47,14 +47,24 @@ pub async fn serve(
         }
     }
 
+    // One node per SQLite file; Postgres nodes share notices through LISTEN/NOTIFY.
+    let (realtime, notices) = match store.backend() {
+        store::Backend::Postgres => {
+            let (realtime, notices) =
+                crate::realtime::Realtime::postgres(&settings.database_url())?;
+            (realtime, Some(notices))
+        }
+        store::Backend::Sqlite => (crate::realtime::Realtime::local(), None),
+    };
     let state = AppState {
         store: store.clone(),
         settings: Arc::new(settings),
         urls: Arc::new(Urls::new(base_url)),
         metrics: http::ops::metrics_handle(),
-        realtime: crate::realtime::Realtime::local(),
+        realtime,
     };
     let background = tokio::spawn(housekeeping(state.clone()));
+    let feed = tokio::spawn(announce_changes(state.clone()));
     tracing::info!(%local_addr, backend = ?store.backend(), "layer-server listening");
 
     // Upgraded WebSockets outlive their HTTP connection: on shutdown they get a close frame
@@ -78,19 +88,50 @@ pub async fn serve(
         tracing::warn!("WebSockets still open after shutdown");
     }
     background.abort();
+    feed.abort();
+    if let Some(notices) = notices {
+        notices.abort();
+    }
     store.close().await;
     tracing::info!("layer-server stopped");
     Ok(result?)
 }
 
+/// Users whose change logs grew, as one notice names them at most.
+const USERS_PER_NOTICE: usize = 100;
+
+/// Carries what the store committed (users with new changes, coalesced while the previous batch
+/// was being published) to every node's sockets through the Fanout.
+async fn announce_changes(state: AppState) {
+    let feed = state.store.change_feed();
+    loop {
+        for (app_id, users) in feed.next().await {
+            for chunk in users.chunks(USERS_PER_NOTICE) {
+                let notice = crate::realtime::Notice::Changed {
+                    app_id,
+                    users: chunk.to_vec(),
+                };
+                state.realtime.fanout.publish(notice).await;
+            }
+        }
+    }
+}
+
 async fn housekeeping(state: AppState) {
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+    let retention = Duration::from_secs(state.settings.websocket.change_retention_secs);
     loop {
         tokio::select! {
-            _ = prune.tick() => match state.store.prune(Timestamp::now()).await {
-                Ok(pruned) => tracing::debug!(?pruned, "pruned expired rows"),
-                Err(err) => tracing::warn!(error = %err, "pruning failed"),
+            _ = prune.tick() => {
+                match state.store.prune(Timestamp::now()).await {
+                    Ok(pruned) => tracing::debug!(?pruned, "pruned expired rows"),
+                    Err(err) => tracing::warn!(error = %err, "pruning failed"),
+                }
+                match state.store.prune_changes(Timestamp::now().minus(retention)).await {
+                    Ok(pruned) => tracing::debug!(pruned, "pruned old changes"),
+                    Err(err) => tracing::warn!(error = %err, "pruning changes failed"),
+                }
             },
             _ = upkeep.tick() => state.metrics.run_upkeep(),
         }

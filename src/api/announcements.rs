@@ -26,7 +26,7 @@ pub struct AnnounceBody {
     notification: Option<Value>,
 }
 
-fn users_of(announcement: &Announcement) -> Vec<String> {
+pub(crate) fn users_of(announcement: &Announcement) -> Vec<String> {
     match &announcement.sender {
         Sender::User(user) => vec![user.clone()],
         Sender::Name(_) => Vec::new(),

@@ -33,7 +33,7 @@ fn users_of(conversation: &Conversation) -> Vec<String> {
     conversation.participants.clone()
 }
 
-fn users_of_view(view: &UserConversation) -> Vec<String> {
+pub(crate) fn users_of_view(view: &UserConversation) -> Vec<String> {
     let mut users = users_of(&view.conversation);
     if let Some(message) = &view.last_message {
         users.extend(super::messages::users_of(message));

@@ -32,7 +32,7 @@ pub fn users_of(message: &Message) -> Vec<String> {
     users
 }
 
-async fn render(
+pub(crate) async fn render(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,

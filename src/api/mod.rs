@@ -6,7 +6,7 @@
 //! handlers serve the Platform API's own conversation and message routes; the `Actor` tells
 //! them who is asking.
 
-mod announcements;
+pub(crate) mod announcements;
 mod blocks;
 pub(crate) mod channels;
 pub(crate) mod conversations;

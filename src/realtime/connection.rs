@@ -21,6 +21,8 @@ pub struct Opened {
     pub user_id: String,
     pub session_hash: String,
     pub version: ApiVersion,
+    /// The user's change-log head when the upgrade was accepted: delivery starts after it.
+    pub cursor: i64,
 }
 
 /// How long a close frame may take to leave when the peer does not read.
@@ -37,7 +39,19 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
         limits.outbound_queue,
     );
     let (inbound, inbound_rx) = mpsc::channel(limits.inbound_queue);
-    let worker = tokio::spawn(super::requests::serve(state, socket.clone(), inbound_rx));
+    let (commands, commands_rx) = mpsc::channel(1);
+    let delivery = tokio::spawn(super::delivery::run(
+        state.clone(),
+        socket.clone(),
+        opened.cursor,
+        commands_rx,
+    ));
+    let worker = tokio::spawn(super::requests::serve(
+        state,
+        socket.clone(),
+        inbound_rx,
+        commands,
+    ));
     let period = Duration::from_secs(limits.ping_interval_secs);
     let mut ping = interval_at(Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -81,6 +95,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
         }
     };
     worker.abort();
+    delivery.abort();
     if let Some(close) = close {
         metrics::counter!("layer_websocket_closes_total", "reason" => close.label()).increment(1);
         let frame = CloseFrame {
@@ -95,6 +110,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
 fn frame(out: Outbound, counter: u64, version: ApiVersion) -> String {
     match out {
         Outbound::Packet { kind, body } => packet::envelope(kind, counter, &body),
+        Outbound::Stamped { kind, body, at } => packet::envelope_at(kind, counter, &body, at),
         Outbound::Delivery { kind, bodies } => {
             packet::envelope(kind, counter, bodies.for_version(version))
         }

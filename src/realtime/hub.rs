@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use super::packet::{Bodies, Outbound, PacketType};
@@ -62,6 +62,8 @@ pub struct Socket {
     pub version: ApiVersion,
     queue: mpsc::Sender<Outbound>,
     close: watch::Sender<Option<Close>>,
+    /// Poked when the user's change log may have grown (the delivery task reads it).
+    pub wake: Notify,
 }
 
 impl Socket {
@@ -75,6 +77,23 @@ impl Socket {
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a packet once the queue has room for it plus `headroom` more (kept free for
+    /// responses and signals, which never wait): a large backlog waits here rather than
+    /// overflowing. False when the socket is gone.
+    pub async fn push_paced(&self, packet: Outbound, headroom: usize) -> bool {
+        let wanted = (headroom + 1).min(self.queue.max_capacity());
+        match self.queue.reserve_many(wanted).await {
+            Ok(mut permits) => match permits.next() {
+                Some(permit) => {
+                    permit.send(packet);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
         }
     }
 
@@ -168,6 +187,7 @@ impl Hub {
             version,
             queue: queue_tx,
             close: close_tx,
+            wake: Notify::new(),
         });
         lock(&self.sockets)
             .entry((app_id, user_id.to_owned()))
@@ -223,6 +243,22 @@ impl Hub {
                 kind,
                 bodies: bodies.clone(),
             });
+        }
+    }
+
+    /// Wakes the delivery of these users' sockets (their change logs grew).
+    pub fn wake(&self, app_id: Uuid, users: &[String]) {
+        for socket in self.sockets_of(app_id, users) {
+            socket.wake.notify_one();
+        }
+    }
+
+    /// Wakes every socket (of one app, or all): notifications may have been lost.
+    pub fn wake_all(&self, app_id: Option<Uuid>) {
+        for socket in lock(&self.sockets).values().flatten() {
+            if app_id.is_none_or(|app| app == socket.app_id) {
+                socket.wake.notify_one();
+            }
         }
     }
 
@@ -323,6 +359,11 @@ pub enum Notice {
         kind: PacketType,
         bodies: Bodies,
     },
+    /// These users' change logs grew.
+    Changed { app_id: Uuid, users: Vec<String> },
+    /// Too many users to name (or notifications were lost): every socket of the app (of all
+    /// apps when `None`) re-reads its log.
+    Recheck { app_id: Option<Uuid> },
     /// A session ended: close its sockets.
     SessionEnded { session: String },
     /// All sessions of a user ended (or the user was suspended).
@@ -347,6 +388,8 @@ impl Hub {
                 kind,
                 bodies,
             } => self.deliver(*app_id, users, *kind, bodies),
+            Notice::Changed { app_id, users } => self.wake(*app_id, users),
+            Notice::Recheck { app_id } => self.wake_all(*app_id),
             Notice::SessionEnded { session } => self.close_session(session),
             Notice::UserLoggedOut { app_id, user_id } => self.close_user(*app_id, user_id),
         }

@@ -20,9 +20,12 @@
 //! the 406 a REST request without a Layer `Accept` gets: the subprotocol is mandatory, and a
 //! browser would fail the handshake anyway if the server chose one it did not offer.
 
+pub mod changes;
 mod connection;
+mod delivery;
 pub mod hub;
 pub mod packet;
+mod pg;
 mod requests;
 
 use std::sync::Arc;
@@ -56,6 +59,14 @@ impl Realtime {
             fanout: Arc::new(hub::Local(hub.clone())),
             hub,
         }
+    }
+
+    /// Several nodes on one Postgres database: notices travel by NOTIFY; the returned task is
+    /// this node's LISTEN loop.
+    pub fn postgres(url: &str) -> Result<(Self, tokio::task::JoinHandle<()>), sqlx::Error> {
+        let hub = Hub::new();
+        let (fanout, listener) = pg::PgFanout::start(url, hub.clone())?;
+        Ok((Realtime { hub, fanout }, listener))
     }
 
     /// A session was deleted: its sockets close.
@@ -133,6 +144,15 @@ async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    // Delivery starts after what the user's log holds now: connecting does not resend history.
+    let cursor = match state
+        .store
+        .stream_head(session.app_id, &session.user_id)
+        .await
+    {
+        Ok(cursor) => cursor,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
     let limits = &state.settings.websocket;
     ws.protocols([protocol])
         .max_message_size(limits.max_message_bytes)
@@ -146,6 +166,7 @@ async fn upgrade(
                     user_id: session.user_id,
                     session_hash,
                     version,
+                    cursor,
                 },
             )
         })

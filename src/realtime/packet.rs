@@ -48,18 +48,29 @@ pub enum Outbound {
         kind: PacketType,
         bodies: Bodies,
     },
+    /// A change-log packet: it carries the change's time, live and replayed alike.
+    Stamped {
+        kind: PacketType,
+        body: Value,
+        at: Timestamp,
+    },
     /// The answer to `Counter.read`: its data is the counter of the packet written before it.
     CounterRead {
         request_id: String,
     },
 }
 
-/// One server → client frame.
+/// One server → client frame, stamped now.
 pub fn envelope(kind: PacketType, counter: u64, body: &Value) -> String {
+    envelope_at(kind, counter, body, Timestamp::now())
+}
+
+/// One server → client frame with the given timestamp.
+pub fn envelope_at(kind: PacketType, counter: u64, body: &Value, at: Timestamp) -> String {
     json!({
         "type": kind,
         "counter": counter,
-        "timestamp": Timestamp::now().to_iso(),
+        "timestamp": at.to_iso(),
         "body": body,
     })
     .to_string()

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::delivery::Command;
 use super::hub::{Notice, Socket, STATUSES};
 use super::packet::{self, Bodies, Inbound, Outbound, PacketType, Request};
 use crate::error::{ApiError, ApiResult, ErrorKind};
@@ -34,9 +35,16 @@ struct Worker {
     memberships: HashMap<Uuid, (Instant, Vec<String>)>,
     /// This user as typing indicators name them (1.x, 2.0+).
     sender: Option<(Value, Value)>,
+    /// The socket's delivery task (replays go through it).
+    delivery: mpsc::Sender<Command>,
 }
 
-pub async fn serve(state: AppState, socket: Arc<Socket>, mut inbound: mpsc::Receiver<Inbound>) {
+pub async fn serve(
+    state: AppState,
+    socket: Arc<Socket>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    delivery: mpsc::Sender<Command>,
+) {
     let actor = Actor {
         app_id: socket.app_id,
         perspective: Perspective::Client {
@@ -49,6 +57,7 @@ pub async fn serve(state: AppState, socket: Arc<Socket>, mut inbound: mpsc::Rece
         actor,
         memberships: HashMap::new(),
         sender: None,
+        delivery,
     };
     while let Some(packet) = inbound.recv().await {
         match packet {
@@ -109,9 +118,7 @@ impl Worker {
             "Presence.subscribe" => Ok(json!({})),
             "Presence.update" => self.update_presence(&request.data),
             "Presence.sync" => self.sync_presence(&request.data).await,
-            "Event.replay" => Err(ApiError::service_unavailable(
-                "Event.replay is not available on this server yet: nothing was replayed.",
-            )),
+            "Event.replay" => self.replay(&request.data).await,
             other => Err(ApiError::new(
                 ErrorKind::INVALID_REQUEST,
                 format!("Unknown or unsupported WebSocket request method {other:?}."),
@@ -157,6 +164,38 @@ impl Worker {
             input,
         )
         .await
+    }
+
+    /// `Event.replay {from_timestamp}`: the delivery task queues every change of this user at
+    /// or after that time (inclusive, original timestamps, in order) before this response.
+    async fn replay(&self, data: &Value) -> ApiResult<Value> {
+        let from = data
+            .get("from_timestamp")
+            .ok_or_else(|| ApiError::missing_property("from_timestamp"))?
+            .as_str()
+            .and_then(Timestamp::parse_iso)
+            .ok_or_else(|| {
+                ApiError::invalid_property("from_timestamp", "from_timestamp is an ISO 8601 time.")
+            })?;
+        let retention = self.state.settings.websocket.change_retention_secs;
+        if from < Timestamp::now().minus(Duration::from_secs(retention)) {
+            return Err(ApiError::invalid_property(
+                "from_timestamp",
+                format!(
+                    "Changes are kept for {retention} seconds; from_timestamp is older. \
+                     Nothing was replayed: reload conversations and messages instead."
+                ),
+            ));
+        }
+        let (done, result) = oneshot::channel();
+        let command = Command::Replay { from, done };
+        if self.delivery.send(command).await.is_err() {
+            return Err(ApiError::service_unavailable("The socket is closing."));
+        }
+        result
+            .await
+            .map_err(|_| ApiError::service_unavailable("The socket is closing."))??;
+        Ok(Value::Null)
     }
 
     /// `Presence.update`: a Layer Patch setting `status`.

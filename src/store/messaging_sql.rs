@@ -479,7 +479,11 @@ macro_rules! impl_messaging_store {
                 let created = Self::load_conversation(&mut tx, new.app_id, new.id)
                     .await?
                     .ok_or_else(|| $crate::store::StoreError::Conflict("conversations".into()))?;
+                let event = $crate::store::Event::ConversationCreated { conversation: new.id };
+                let touched =
+                    Self::record_for(&mut tx, new.app_id, &new.participants, &event, new.created_at).await?;
                 tx.commit().await?;
+                self.feed.touched(new.app_id, touched);
                 Ok(CreateConversation::Created(created))
             }
 
@@ -500,8 +504,18 @@ macro_rules! impl_messaging_store {
                 change: &$crate::store::ConversationChange,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
-                use $crate::store::Updated;
+                use $crate::store::{ConversationOp, Event, Updated};
                 let mut tx = self.pool.begin().await?;
+                // Read at `revision`: the update below only applies if it still is, so this is
+                // the state the change starts from.
+                let previous: Option<sqlx::types::Json<serde_json::Map<String, serde_json::Value>>> =
+                    sqlx::query_scalar("select metadata from conversations where app_id = $1 and id = $2 and revision = $3")
+                        .bind(app_id)
+                        .bind(id)
+                        .bind(revision)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let previous = previous.map(|m| m.0).unwrap_or_default();
                 let updated = sqlx::query(
                     "update conversations set revision = revision + 1, metadata = $4, distinct_key = $5
                      where app_id = $1 and id = $2 and revision = $3 and deleted_at is null",
@@ -582,7 +596,34 @@ macro_rules! impl_messaging_store {
                 if !added.is_empty() {
                     Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
                 }
+                let removed: Vec<String> = members
+                    .iter()
+                    .filter(|(u, p)| *p && !wanted.contains(u.as_str()))
+                    .map(|(u, _)| u.clone())
+                    .collect();
+                let mut ops: Vec<ConversationOp> = added
+                    .iter()
+                    .map(|user| ConversationOp::ParticipantAdded { user: user.clone() })
+                    .chain(removed.iter().map(|user| ConversationOp::ParticipantRemoved { user: user.clone() }))
+                    .collect();
+                ops.extend($crate::store::messaging_sql::metadata_ops(&previous, &change.metadata));
+                let mut events = Vec::new();
+                for user in &change.participants {
+                    if added.contains(user) {
+                        events.push((user.clone(), Event::ConversationCreated { conversation: id }));
+                    } else if !ops.is_empty() {
+                        events.push((user.clone(), Event::ConversationUpdated { conversation: id, ops: ops.clone() }));
+                    }
+                }
+                for user in removed {
+                    events.push((
+                        user,
+                        Event::ConversationDeleted { conversation: id, mode: "my_devices".into(), from_position: None },
+                    ));
+                }
+                let touched = Self::record(&mut tx, app_id, events, at).await?;
                 tx.commit().await?;
+                self.feed.touched(app_id, touched);
                 Ok(Updated::Done)
             }
 
@@ -618,7 +659,22 @@ macro_rules! impl_messaging_store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                // Everyone who still sees it: participants and former ones.
+                let members: Vec<String> = sqlx::query_scalar(
+                    "select user_id from conversation_members where app_id = $1 and conversation_id = $2",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let event = $crate::store::Event::ConversationDeleted {
+                    conversation: id,
+                    mode: "all_participants".into(),
+                    from_position: None,
+                };
+                let touched = Self::record_for(&mut tx, app_id, &members, &event, at).await?;
                 tx.commit().await?;
+                self.feed.touched(app_id, touched);
                 Ok(Deleted::Done)
             }
 
@@ -697,7 +753,15 @@ macro_rules! impl_messaging_store {
                 .bind(leave)
                 .execute(&mut *tx)
                 .await?;
-                let _ = at;
+                let was_participant: Option<bool> = sqlx::query_scalar(
+                    "select is_participant from conversation_members
+                     where app_id = $1 and conversation_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 let updated = sqlx::query(
                     "update conversation_members set
                         hidden_position = (select last_position from conversations where app_id = $1 and id = $2),
@@ -714,8 +778,24 @@ macro_rules! impl_messaging_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                if updated != 1 {
+                    return Ok(false);
+                }
+                use $crate::store::{ConversationOp, Event};
+                let mut events = vec![(
+                    user_id.to_owned(),
+                    Event::ConversationDeleted { conversation: id, mode: "my_devices".into(), from_position: None },
+                )];
+                if leave && was_participant == Some(true) {
+                    let ops = vec![ConversationOp::ParticipantRemoved { user: user_id.to_owned() }];
+                    for user in Self::participants_of(&mut tx, app_id, id).await? {
+                        events.push((user, Event::ConversationUpdated { conversation: id, ops: ops.clone() }));
+                    }
+                }
+                let touched = Self::record(&mut tx, app_id, events, at).await?;
                 tx.commit().await?;
-                Ok(updated == 1)
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn mark_all_read(
@@ -741,7 +821,7 @@ macro_rules! impl_messaging_store {
                     return Ok(None);
                 };
                 let upto = position.map_or(last, |p| p.min(last));
-                sqlx::query(
+                let marked = sqlx::query(
                     "update message_recipients set status = 2, updated_at = $5
                      where app_id = $1 and conversation_id = $2 and user_id = $3
                        and position <= $4 and status < 2",
@@ -752,8 +832,29 @@ macro_rules! impl_messaging_store {
                 .bind(upto)
                 .bind(at)
                 .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                .await?
+                .rows_affected();
+                if marked > 0 {
+                    use $crate::store::{ConversationOp, Event};
+                    let operation = Event::MarkAllRead { conversation: conversation_id, position: upto, user: user_id.to_owned() };
+                    let mut events: Vec<(String, Event)> = Self::participants_of(&mut tx, app_id, conversation_id)
+                        .await?
+                        .into_iter()
+                        .map(|user| (user, operation.clone()))
+                        .collect();
+                    events.push((
+                        user_id.to_owned(),
+                        Event::ConversationUpdated {
+                            conversation: conversation_id,
+                            ops: vec![ConversationOp::UnreadMessageCount],
+                        },
+                    ));
+                    let touched = Self::record(&mut tx, app_id, events, at).await?;
+                    tx.commit().await?;
+                    self.feed.touched(app_id, touched);
+                } else {
+                    tx.commit().await?;
+                }
                 Ok(Some(upto))
             }
 
@@ -867,7 +968,16 @@ macro_rules! impl_messaging_store {
                     });
                     query.build().execute(&mut *tx).await?;
                 }
+                // Participants who blocked the sender never see the message.
+                let audience: Vec<String> = recipient_status
+                    .iter()
+                    .filter(|(user, _)| !blockers.contains(user))
+                    .map(|(user, _)| user.clone())
+                    .collect();
+                let event = $crate::store::Event::MessageCreated { message: new.id };
+                let touched = Self::record_for(&mut tx, new.app_id, &audience, &event, new.sent_at).await?;
                 tx.commit().await?;
+                self.feed.touched(new.app_id, touched);
                 Ok(SendMessage::Sent($crate::store::Message {
                     app_id: new.app_id,
                     id: new.id,
@@ -965,13 +1075,23 @@ macro_rules! impl_messaging_store {
             }
 
             async fn delete_message(&self, app_id: uuid::Uuid, id: uuid::Uuid) -> $crate::store::StoreResult<bool> {
-                let deleted = sqlx::query("delete from messages where app_id = $1 and id = $2")
-                    .bind(app_id)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(deleted == 1)
+                let mut tx = self.pool.begin().await?;
+                let conversation: Option<uuid::Uuid> =
+                    sqlx::query_scalar("delete from messages where app_id = $1 and id = $2 returning conversation_id")
+                        .bind(app_id)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let Some(conversation) = conversation else {
+                    return Ok(false);
+                };
+                let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
+                let event = $crate::store::Event::MessageDeleted { message: id, mode: "all_participants".into() };
+                let touched =
+                    Self::record_for(&mut tx, app_id, &participants, &event, $crate::store::Timestamp::now()).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn hide_message(
@@ -983,6 +1103,7 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<()> {
                 // Users added after the message was sent have no receipt row yet: one is made,
                 // marked read so that it never counts as unread.
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "insert into message_recipients
                         (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at)
@@ -994,8 +1115,12 @@ macro_rules! impl_messaging_store {
                 .bind(id)
                 .bind(user_id)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                let event = $crate::store::Event::MessageDeleted { message: id, mode: "my_devices".into() };
+                let touched = Self::record_for(&mut tx, app_id, &[user_id.to_owned()], &event, at).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
                 Ok(())
             }
 
@@ -1007,21 +1132,52 @@ macro_rules! impl_messaging_store {
                 status: $crate::store::ReceiptStatus,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
-                let current: Option<i16> = sqlx::query_scalar(
-                    "update message_recipients set
-                        status = case when status < $4 then $4 else status end,
-                        updated_at = case when status < $4 then $5 else updated_at end
-                     where app_id = $1 and message_id = $2 and user_id = $3
-                     returning status",
+                let mut tx = self.pool.begin().await?;
+                let raised: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "update message_recipients set status = $4, updated_at = $5
+                     where app_id = $1 and message_id = $2 and user_id = $3 and status < $4
+                     returning conversation_id",
                 )
                 .bind(app_id)
                 .bind(message_id)
                 .bind(user_id)
                 .bind(status as i16)
                 .bind(at)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(current.is_some())
+                let Some(conversation) = raised else {
+                    // Not raised: is the user a recipient at all?
+                    let exists: Option<i16> = sqlx::query_scalar(
+                        "select status from message_recipients where app_id = $1 and message_id = $2 and user_id = $3",
+                    )
+                    .bind(app_id)
+                    .bind(message_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    return Ok(exists.is_some());
+                };
+                use $crate::store::{ConversationOp, Event};
+                let receipt = Event::MessageReceipt {
+                    message: message_id,
+                    user: user_id.to_owned(),
+                    status: status.as_str().to_owned(),
+                };
+                let mut events: Vec<(String, Event)> = Self::participants_of(&mut tx, app_id, conversation)
+                    .await?
+                    .into_iter()
+                    .map(|user| (user, receipt.clone()))
+                    .collect();
+                if status == $crate::store::ReceiptStatus::Read {
+                    events.push((
+                        user_id.to_owned(),
+                        Event::ConversationUpdated { conversation, ops: vec![ConversationOp::UnreadMessageCount] },
+                    ));
+                }
+                let touched = Self::record(&mut tx, app_id, events, at).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn add_part(
@@ -1181,7 +1337,17 @@ macro_rules! impl_messaging_store {
                     });
                     query.build().execute(&mut *tx).await?;
                 }
+                let event = $crate::store::Event::AnnouncementCreated { announcement: announcement.id };
+                let touched = Self::record_for(
+                    &mut tx,
+                    announcement.app_id,
+                    &announcement.recipients,
+                    &event,
+                    announcement.sent_at,
+                )
+                .await?;
                 tx.commit().await?;
+                self.feed.touched(announcement.app_id, touched);
                 Ok(true)
             }
 
@@ -1365,4 +1531,24 @@ impl StoredPart {
             updated_at: None,
         }
     }
+}
+
+/// The top-level metadata keys a change set or deleted, in key order.
+pub(crate) fn metadata_ops(
+    previous: &serde_json::Map<String, serde_json::Value>,
+    next: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<super::ConversationOp> {
+    use super::ConversationOp;
+    let deleted = previous
+        .keys()
+        .filter(|key| !next.contains_key(*key))
+        .map(|key| ConversationOp::MetadataDeleted { key: key.clone() });
+    let set = next
+        .iter()
+        .filter(|(key, value)| previous.get(*key) != Some(*value))
+        .map(|(key, value)| ConversationOp::MetadataSet {
+            key: key.clone(),
+            value: value.clone(),
+        });
+    deleted.chain(set).collect()
 }

@@ -1,6 +1,8 @@
 //! Persistence: the `Store` trait the services call, its records, and `open` which picks the
 //! backend from the database URL (`postgres://` or `sqlite:`). The store does no HTTP.
 
+mod changes;
+mod changes_sql;
 mod channels;
 mod channels_sql;
 mod messaging;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+pub use changes::{Change, ChangeFeed, ChangeLogStore, ConversationOp, Event};
 pub use channels::*;
 pub use messaging::*;
 pub use timestamp::Timestamp;
@@ -195,7 +198,9 @@ pub struct Pruned {
 /// Everything the services persist. The foundation's methods are here; conversations, messages,
 /// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
-pub trait Store: MessagingStore + ChannelStore + UserStore + Send + Sync + 'static {
+pub trait Store:
+    MessagingStore + ChannelStore + UserStore + ChangeLogStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).
     async fn ping(&self) -> StoreResult<()>;

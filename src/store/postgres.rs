@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::changes_sql::impl_change_log;
 use super::channels_sql::impl_channel_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
@@ -15,6 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PgStore {
     pool: PgPool,
+    feed: std::sync::Arc<super::ChangeFeed>,
 }
 
 impl PgStore {
@@ -26,11 +28,15 @@ impl PgStore {
             .connect_with(options.application_name("layer-server"))
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            feed: super::ChangeFeed::new(),
+        })
     }
 }
 
 impl_sql_store!(PgStore, Backend::Postgres);
 impl_messaging_store!(PgStore, sqlx::Postgres);
+impl_change_log!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);

@@ -7,6 +7,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::changes_sql::impl_change_log;
 use super::channels_sql::impl_channel_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
@@ -18,6 +19,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    feed: std::sync::Arc<super::ChangeFeed>,
 }
 
 impl SqliteStore {
@@ -41,11 +43,15 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            feed: super::ChangeFeed::new(),
+        })
     }
 }
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);
 impl_messaging_store!(SqliteStore, sqlx::Sqlite);
+impl_change_log!(SqliteStore, sqlx::Sqlite);
 impl_channel_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);

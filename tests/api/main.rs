@@ -2,6 +2,7 @@
 
 mod announcements;
 mod auth;
+mod changes;
 mod channels;
 mod cli;
 mod client;

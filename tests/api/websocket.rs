@@ -20,8 +20,10 @@ type Stream =
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A test client: checks that every packet continues the counter, keeps what it skipped.
-struct Ws {
+pub(crate) struct Ws {
     stream: Stream,
+    /// Change, operation and signal packets read while waiting for a response.
+    stash: std::collections::VecDeque<Value>,
     next_counter: u64,
     next_request: u32,
     protocol: String,
@@ -31,7 +33,7 @@ fn ws_url(server: &TestServer, path_and_query: &str) -> String {
     format!("{}{path_and_query}", server.base.replacen("http", "ws", 1))
 }
 
-async fn open(server: &TestServer, token: &str, protocol: &str) -> Ws {
+pub(crate) async fn open(server: &TestServer, token: &str, protocol: &str) -> Ws {
     let url = ws_url(
         server,
         &format!("/websocket/?session_token={token}&client-id=tab1&layer-xdk-version=4.0.6"),
@@ -58,6 +60,7 @@ async fn open_request(url: String, protocol: &str, authorization: Option<&str>) 
         .to_owned();
     Ws {
         stream,
+        stash: Default::default(),
         next_counter: 0,
         next_request: 1,
         protocol: echoed,
@@ -65,7 +68,7 @@ async fn open_request(url: String, protocol: &str, authorization: Option<&str>) 
 }
 
 impl Ws {
-    async fn send(&mut self, packet: Value) {
+    pub(crate) async fn send(&mut self, packet: Value) {
         self.stream
             .send(Message::text(packet.to_string()))
             .await
@@ -73,7 +76,7 @@ impl Ws {
     }
 
     /// The next packet; asserts counter (previous + 1) and a millisecond UTC timestamp.
-    async fn packet(&mut self) -> Value {
+    pub(crate) async fn packet(&mut self) -> Value {
         loop {
             let message = tokio::time::timeout(WAIT, self.stream.next())
                 .await
@@ -96,7 +99,12 @@ impl Ws {
     }
 
     /// Sends a request and returns its response body (the next packet must be it).
-    async fn request(&mut self, method: &str, object_id: Option<&str>, data: Value) -> Value {
+    pub(crate) async fn request(
+        &mut self,
+        method: &str,
+        object_id: Option<&str>,
+        data: Value,
+    ) -> Value {
         let request_id = format!("r{}", self.next_request);
         self.next_request += 1;
         let mut body = json!({ "method": method, "request_id": request_id, "data": data });
@@ -104,21 +112,26 @@ impl Ws {
             body["object_id"] = json!(id);
         }
         self.send(json!({ "type": "request", "body": body })).await;
-        let packet = self.packet().await;
-        assert_eq!(packet["type"], "response", "{packet}");
+        let packet = loop {
+            let packet = self.packet().await;
+            if packet["type"] == "response" {
+                break packet;
+            }
+            self.stash.push_back(packet);
+        };
         assert_eq!(packet["body"]["request_id"], request_id.as_str());
         assert_eq!(packet["body"]["method"], method);
         packet["body"].clone()
     }
 
-    async fn ok(&mut self, method: &str, object_id: Option<&str>, data: Value) -> Value {
+    pub(crate) async fn ok(&mut self, method: &str, object_id: Option<&str>, data: Value) -> Value {
         let body = self.request(method, object_id, data).await;
         assert_eq!(body["success"], true, "{body}");
         body["data"].clone()
     }
 
     /// A failed request's Layer error object, with the expected id.
-    async fn fails(
+    pub(crate) async fn fails(
         &mut self,
         method: &str,
         object_id: Option<&str>,
@@ -136,14 +149,35 @@ impl Ws {
     }
 
     /// Proves that nothing else was queued for this socket: a Counter.read answered next.
-    async fn nothing_pending(&mut self) {
+    pub(crate) async fn nothing_pending(&mut self) {
+        assert!(self.stash.is_empty(), "unread packets: {:?}", self.stash);
         let before = self.next_counter;
         let data = self.ok("Counter.read", None, Value::Null).await;
+        assert!(self.stash.is_empty(), "unread packets: {:?}", self.stash);
         assert_eq!(data["counter"], before as i64 - 1);
     }
 
+    /// The next packet that is not a response (read earlier while waiting for one, or now).
+    pub(crate) async fn push_packet(&mut self) -> Value {
+        if let Some(packet) = self.stash.pop_front() {
+            return packet;
+        }
+        let packet = self.packet().await;
+        assert_ne!(packet["type"], "response", "{packet}");
+        packet
+    }
+
+    /// The next change packet: asserts its operation and object type; returns the packet.
+    pub(crate) async fn change(&mut self, operation: &str, kind: &str) -> Value {
+        let packet = self.push_packet().await;
+        assert_eq!(packet["type"], "change", "{packet}");
+        assert_eq!(packet["body"]["operation"], operation, "{packet}");
+        assert_eq!(packet["body"]["object"]["type"], kind, "{packet}");
+        packet
+    }
+
     /// Reads until the server closes; the close code.
-    async fn closed(&mut self) -> Option<CloseCode> {
+    pub(crate) async fn closed(&mut self) -> Option<CloseCode> {
         loop {
             match tokio::time::timeout(WAIT, self.stream.next())
                 .await
@@ -157,7 +191,7 @@ impl Ws {
     }
 }
 
-fn conversation_id() -> String {
+pub(crate) fn conversation_id() -> String {
     format!("layer:///conversations/{}", Uuid::new_v4())
 }
 
@@ -309,6 +343,12 @@ async fn conversation_create_is_created_found_conflicting_and_retryable() {
         "invalid_request",
     )
     .await;
+    // Its own creates reach the creator's socket too (found and conflicting ones do not).
+    let first = ws.change("create", "Conversation").await;
+    assert_eq!(first["body"]["object"]["id"], id.as_str());
+    assert_eq!(first["body"]["data"]["id"], id.as_str());
+    let second = ws.change("create", "Conversation").await;
+    assert_eq!(second["body"]["data"]["id"], plain.as_str());
     ws.nothing_pending().await;
 }
 
@@ -396,7 +436,11 @@ async fn message_create_keeps_client_ids_and_answers_retries_with_id_in_use() {
         "missing_property",
     )
     .await;
+    ws.change("create", "Conversation").await;
+    let created = ws.change("create", "Message").await;
+    assert_eq!(created["body"]["data"]["id"], message_id.as_str());
     ws.nothing_pending().await;
+    outsider.nothing_pending().await;
 }
 
 fn presence_of(changes: &Value, user: &str) -> Option<(Value, Value)> {
@@ -546,15 +590,21 @@ async fn malformed_packets_and_unknown_methods_are_answered_without_closing() {
         "invalid_request",
     )
     .await;
-    let replay = ws
-        .fails(
-            "Event.replay",
-            None,
-            json!({"from_timestamp": Timestamp::now().to_iso()}),
-            "service_unavailable",
-        )
+    ws.fails(
+        "Event.replay",
+        None,
+        json!({"from_timestamp": "yesterday"}),
+        "invalid_property",
+    )
+    .await;
+    ws.fails("Event.replay", None, json!({}), "missing_property")
         .await;
-    assert!(replay["message"].as_str().unwrap().contains("replay"));
+    ws.ok(
+        "Event.replay",
+        None,
+        json!({"from_timestamp": Timestamp::now().to_iso()}),
+    )
+    .await;
     ws.nothing_pending().await;
 }
 

@@ -1,0 +1,265 @@
+//! Change-log events → the packet bodies of client-wire-protocol.md §4.5-4.6, rendered at
+//! delivery for one socket: its API version and its user's perspective. A create carries the
+//! object as a REST GET returns it for that user now (nothing when it is gone or no longer
+//! visible); an update carries Layer-Patch ops (`patch` in 1.0, `update` from 2.0); a delete
+//! carries the documented `data`.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::packet::PacketType;
+use crate::error::ApiResult;
+use crate::http::auth::Actor;
+use crate::http::AppState;
+use crate::render::{conversation_uri, message_uri, View};
+use crate::store::{ConversationOp, Event};
+use crate::version::ApiVersion;
+
+/// A dot inside one segment of a Layer-Patch property path (client-wire-protocol.md §7).
+pub fn escape_segment(segment: &str) -> String {
+    segment.replace('.', "\\.")
+}
+
+fn object(kind: &str, id: String, url: String) -> Value {
+    json!({ "type": kind, "id": id, "url": url })
+}
+
+fn change(operation: &str, object: Value, data: Value) -> (PacketType, Value) {
+    (
+        PacketType::Change,
+        json!({ "operation": operation, "object": object, "data": data }),
+    )
+}
+
+fn update_operation(version: ApiVersion) -> &'static str {
+    if version.has_identities() {
+        "update"
+    } else {
+        "patch"
+    }
+}
+
+/// The packet for `event` as the socket's user sees it; `None` when there is nothing to send.
+pub async fn render(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    event: &Event,
+) -> ApiResult<Option<(PacketType, Value)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(None);
+    };
+    let store = &state.store;
+    let app_id = actor.app_id;
+    let bare = || crate::api::bare_view(state, actor, version);
+    Ok(match event {
+        Event::ConversationCreated { conversation } => {
+            let Ok(view) = crate::service::conversations::user_conversation(
+                store,
+                app_id,
+                user,
+                *conversation,
+            )
+            .await
+            else {
+                return Ok(None);
+            };
+            if view.conversation.deleted_at.is_some() {
+                return Ok(None);
+            }
+            let users = crate::api::conversations::users_of_view(&view);
+            let renderer = crate::api::view_for(state, actor, version, users).await?;
+            let data = renderer.user_conversation(&view);
+            Some(change(
+                "create",
+                conversation_object(&renderer, *conversation),
+                data,
+            ))
+        }
+        Event::ConversationUpdated { conversation, ops } => {
+            let users = ops
+                .iter()
+                .filter_map(|op| match op {
+                    ConversationOp::ParticipantAdded { user } => Some(user.clone()),
+                    _ => None,
+                })
+                .collect();
+            let renderer = crate::api::view_for(state, actor, version, users).await?;
+            let mut patch = Vec::with_capacity(ops.len());
+            for op in ops {
+                if let Some(op) =
+                    conversation_op(state, actor, &renderer, *conversation, op).await?
+                {
+                    patch.push(op);
+                }
+            }
+            if patch.is_empty() {
+                return Ok(None);
+            }
+            Some(change(
+                update_operation(version),
+                conversation_object(&renderer, *conversation),
+                Value::Array(patch),
+            ))
+        }
+        Event::ConversationDeleted {
+            conversation,
+            mode,
+            from_position,
+        } => Some(change(
+            "delete",
+            conversation_object(&bare(), *conversation),
+            json!({ "mode": mode, "from_position": from_position }),
+        )),
+        Event::MessageCreated { message } => {
+            let Ok((message, _)) =
+                crate::service::messages::user_message(store, app_id, user, *message).await
+            else {
+                return Ok(None);
+            };
+            let data = crate::api::messages::render(state, actor, version, &message).await?;
+            let renderer = bare();
+            Some(change(
+                "create",
+                message_object(&renderer, message.conversation_id, message.id),
+                data,
+            ))
+        }
+        Event::MessageReceipt {
+            message,
+            user: reader,
+            status,
+        } => {
+            let renderer = bare();
+            let property = format!(
+                "recipient_status.{}",
+                escape_segment(&renderer.user_key(reader))
+            );
+            Some(change(
+                update_operation(version),
+                message_object(&renderer, Uuid::nil(), *message),
+                json!([{ "operation": "set", "property": property, "value": status }]),
+            ))
+        }
+        Event::MessageDeleted { message, mode } => Some(change(
+            "delete",
+            message_object(&bare(), Uuid::nil(), *message),
+            json!({ "mode": mode }),
+        )),
+        Event::AnnouncementCreated { announcement } => {
+            let Some(item) = store.user_announcement(app_id, user, *announcement).await? else {
+                return Ok(None);
+            };
+            let users = crate::api::announcements::users_of(&item.announcement);
+            let renderer = crate::api::view_for(state, actor, version, users).await?;
+            let data = renderer.user_announcement(&item);
+            Some(change(
+                "create",
+                object(
+                    "Announcement",
+                    format!("layer:///announcements/{announcement}"),
+                    renderer.announcement_url(*announcement),
+                ),
+                data,
+            ))
+        }
+        Event::MarkAllRead {
+            conversation,
+            position,
+            user: reader,
+        } => {
+            let renderer =
+                crate::api::view_for(state, actor, version, vec![reader.clone()]).await?;
+            Some((
+                PacketType::Operation,
+                json!({
+                    "method": "Conversation.mark_all_read",
+                    "object": conversation_object(&renderer, *conversation),
+                    "data": { "position": position, "identity": renderer.basic_identity(reader) },
+                }),
+            ))
+        }
+    })
+}
+
+fn conversation_object(view: &View<'_>, id: Uuid) -> Value {
+    object(
+        "Conversation",
+        conversation_uri(id),
+        view.conversation_url(id),
+    )
+}
+
+/// Client perspectives address messages as `/messages/:id`, without their conversation.
+fn message_object(view: &View<'_>, conversation_id: Uuid, id: Uuid) -> Value {
+    object(
+        "Message",
+        message_uri(id),
+        view.message_url(conversation_id, id),
+    )
+}
+
+/// One Layer-Patch op of a conversation update, in the socket's version.
+async fn conversation_op(
+    state: &AppState,
+    actor: &Actor,
+    view: &View<'_>,
+    conversation: Uuid,
+    op: &ConversationOp,
+) -> ApiResult<Option<Value>> {
+    let identities = view.version.has_identities();
+    Ok(Some(match op {
+        ConversationOp::ParticipantAdded { user } if identities => {
+            let value = view.basic_identity(user);
+            json!({ "operation": "add", "property": "participants", "id": value["id"], "value": value })
+        }
+        ConversationOp::ParticipantAdded { user } => {
+            json!({ "operation": "add", "property": "participants", "value": user })
+        }
+        ConversationOp::ParticipantRemoved { user } if identities => {
+            json!({ "operation": "remove", "property": "participants",
+                    "id": crate::ids::identity_uri(user) })
+        }
+        ConversationOp::ParticipantRemoved { user } => {
+            json!({ "operation": "remove", "property": "participants", "value": user })
+        }
+        ConversationOp::MetadataSet { key, value } => {
+            json!({ "operation": "set", "property": format!("metadata.{}", escape_segment(key)),
+                    "value": value })
+        }
+        ConversationOp::MetadataDeleted { key } => {
+            json!({ "operation": "delete", "property": format!("metadata.{}", escape_segment(key)) })
+        }
+        ConversationOp::UnreadMessageCount => {
+            let Some(user) = actor.user_id() else {
+                return Ok(None);
+            };
+            let Ok(current) = crate::service::conversations::user_conversation(
+                &state.store,
+                actor.app_id,
+                user,
+                conversation,
+            )
+            .await
+            else {
+                return Ok(None);
+            };
+            json!({ "operation": "set", "property": "unread_message_count",
+                    "value": current.unread_message_count })
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_inside_a_segment_are_escaped() {
+        assert_eq!(
+            escape_segment("layer:///identities/fred.flinstone"),
+            "layer:///identities/fred\\.flinstone"
+        );
+        assert_eq!(escape_segment("plain"), "plain");
+    }
+}

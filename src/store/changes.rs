@@ -1,0 +1,158 @@
+//! The per-user change log: version-neutral events written in the same transaction as the
+//! mutation that causes them, one ordered stream per (app, user). The WebSocket renders them at
+//! delivery (per socket version and user) and replays them (`Event.replay`).
+//!
+//! `ChangeFeed` is how committed changes leave the store: each write names the users it touched
+//! after its commit; the server drains the feed (coalescing bursts) into `realtime::Fanout`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{StoreResult, Timestamp};
+
+/// Something a user must hear about. Stored as JSON; rendering happens at delivery, so an event
+/// names objects rather than carrying their rendering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    ConversationCreated {
+        conversation: Uuid,
+    },
+    ConversationUpdated {
+        conversation: Uuid,
+        ops: Vec<ConversationOp>,
+    },
+    /// `mode`: `all_participants` or `my_devices`.
+    ConversationDeleted {
+        conversation: Uuid,
+        mode: String,
+        from_position: Option<i64>,
+    },
+    MessageCreated {
+        message: Uuid,
+    },
+    /// `user`'s receipt for the message rose to `status` (`delivered`, `read`).
+    MessageReceipt {
+        message: Uuid,
+        user: String,
+        status: String,
+    },
+    MessageDeleted {
+        message: Uuid,
+        mode: String,
+    },
+    AnnouncementCreated {
+        announcement: Uuid,
+    },
+    /// The operation packet `Conversation.mark_all_read`.
+    MarkAllRead {
+        conversation: Uuid,
+        position: i64,
+        user: String,
+    },
+}
+
+/// One change of a conversation, as its participants see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ConversationOp {
+    ParticipantAdded {
+        user: String,
+    },
+    ParticipantRemoved {
+        user: String,
+    },
+    /// A top-level metadata key was set (to `value`) …
+    MetadataSet {
+        key: String,
+        value: Value,
+    },
+    /// … or deleted.
+    MetadataDeleted {
+        key: String,
+    },
+    /// The receiving user's unread count changed (rendered with its value at delivery).
+    UnreadMessageCount,
+}
+
+/// One entry of a user's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub seq: i64,
+    pub at: Timestamp,
+    /// `None` when the stored JSON is not an event this build knows (skipped at delivery).
+    pub event: Option<Event>,
+}
+
+/// Users with new changes since the feed was last drained, per app.
+#[derive(Default)]
+pub struct ChangeFeed {
+    pending: Mutex<HashMap<Uuid, BTreeSet<String>>>,
+    ready: Notify,
+}
+
+impl ChangeFeed {
+    pub fn new() -> Arc<Self> {
+        Arc::new(ChangeFeed::default())
+    }
+
+    /// After a commit: these users have new changes.
+    pub fn touched(&self, app_id: Uuid, users: Vec<String>) {
+        if users.is_empty() {
+            return;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(app_id)
+            .or_default()
+            .extend(users);
+        self.ready.notify_one();
+    }
+
+    /// Waits for touched users and takes them all.
+    pub async fn next(&self) -> Vec<(Uuid, Vec<String>)> {
+        loop {
+            let taken: Vec<(Uuid, Vec<String>)> = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            )
+            .into_iter()
+            .map(|(app, users)| (app, users.into_iter().collect()))
+            .collect();
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[async_trait]
+pub trait ChangeLogStore: Send + Sync {
+    /// Where committed writes announce the users they touched.
+    fn change_feed(&self) -> Arc<ChangeFeed>;
+    /// The user's last sequence number (0 before their first change).
+    async fn stream_head(&self, app_id: Uuid, user_id: &str) -> StoreResult<i64>;
+    /// Up to `limit` changes with `seq > after`, in order.
+    async fn changes_after(
+        &self,
+        app_id: Uuid,
+        user_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Change>>;
+    /// The sequence number just before the user's first change at or after `at` (the head when
+    /// there is none).
+    async fn seq_before(&self, app_id: Uuid, user_id: &str, at: Timestamp) -> StoreResult<i64>;
+    /// Deletes changes older than `before`.
+    async fn prune_changes(&self, before: Timestamp) -> StoreResult<u64>;
+}

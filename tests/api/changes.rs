@@ -1,0 +1,468 @@
+//! The change log through the wire: fan-out of creates, updates and deletes to every device of
+//! the users concerned (in each version's form), the mark_all_read operation, and
+//! `Event.replay` (inclusive, original timestamps, before its response, gapless counters).
+
+use std::time::Duration;
+
+use layer_server::store::Timestamp;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::common::{identity_id, json, TestServer};
+use crate::websocket::{conversation_id, open};
+
+/// A Client API request as the session's user.
+fn as_user(
+    server: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    server
+        .client(method, path)
+        .header("authorization", format!("Layer session-token=\"{token}\""))
+}
+
+/// `alice` sends a text message through the Client API; its id.
+async fn send_as(server: &TestServer, token: &str, conversation: &str, text: &str) -> String {
+    let response = as_user(
+        server,
+        token,
+        Method::POST,
+        &format!("/conversations/{conversation}/messages"),
+    )
+    .json(&json!({"parts": [{"mime_type": "text/plain", "body": text}]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    json(response).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn patch_as(server: &TestServer, token: &str, conversation: &str, ops: Value) {
+    let response = as_user(
+        server,
+        token,
+        Method::PATCH,
+        &format!("/conversations/{conversation}"),
+    )
+    .header("content-type", "application/vnd.layer-patch+json")
+    .body(ops.to_string())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+}
+
+async fn delete_as(server: &TestServer, token: &str, path: &str) {
+    let response = as_user(server, token, Method::DELETE, path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{path}");
+}
+
+fn text_of(packet: &Value) -> &str {
+    packet["body"]["data"]["parts"][0]["body"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn messages_reach_every_device_of_every_participant() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let mut alice_ws = open(&server, &alice, "layer-3.0").await;
+    let mut alice_other = open(&server, &server.session_for("alice").await, "layer-2.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-1.0").await;
+    let mut carol = open(&server, &server.session_for("carol").await, "layer-3.0").await;
+
+    // REST send by a user, then a WebSocket send, then a Platform API send.
+    let first = send_as(&server, &alice, &conversation, "one").await;
+    let id = format!("layer:///messages/{}", Uuid::new_v4());
+    alice_ws
+        .ok(
+            "Message.create",
+            Some(&format!("layer:///conversations/{conversation}")),
+            json!({"id": id, "parts": [{"mime_type": "text/plain", "body": "two"}]}),
+        )
+        .await;
+    server.send_text(&conversation, "three").await;
+
+    for ws in [&mut alice_ws, &mut alice_other, &mut bob] {
+        let packet = ws.change("create", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], first.as_str());
+        assert_eq!(
+            packet["body"]["data"]["conversation"]["id"],
+            format!("layer:///conversations/{conversation}")
+        );
+        assert_eq!(text_of(&packet), "one");
+        let packet = ws.change("create", "Message").await;
+        assert_eq!(packet["body"]["data"]["id"], id.as_str());
+        assert_eq!(text_of(&ws.change("create", "Message").await), "three");
+    }
+    // Per version and per user: the 1.0 sender is a user id; bob has not read alice's message.
+    let mut bob2 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    send_as(&server, &alice, &conversation, "four").await;
+    let packet = bob2.change("create", "Message").await;
+    assert_eq!(packet["body"]["data"]["sender"]["id"], identity_id("alice"));
+    assert_eq!(packet["body"]["data"]["is_unread"], true);
+    let packet = bob.change("create", "Message").await;
+    assert_eq!(packet["body"]["data"]["sender"]["user_id"], "alice");
+    assert_eq!(
+        alice_ws.change("create", "Message").await["body"]["data"]["is_unread"],
+        false
+    );
+    alice_other.change("create", "Message").await;
+    for ws in [
+        &mut alice_ws,
+        &mut alice_other,
+        &mut bob,
+        &mut bob2,
+        &mut carol,
+    ] {
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn receipts_and_mark_all_read_reach_the_participants() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "fred.flinstone"]).await;
+    let alice = server.session_for("alice").await;
+    let fred = server.session_for("fred.flinstone").await;
+    let m1 = send_as(&server, &alice, &conversation, "one").await;
+    let m2 = send_as(&server, &alice, &conversation, "two").await;
+    let mut alice_v3 = open(&server, &alice, "layer-3.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut fred_ws = open(&server, &fred, "layer-2.0").await;
+
+    let response = as_user(
+        &server,
+        &fred,
+        Method::POST,
+        &format!("/messages/{}/receipts", m1.rsplit('/').next().unwrap()),
+    )
+    .json(&json!({"type": "read"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+
+    let packet = alice_v3.change("update", "Message").await;
+    assert_eq!(packet["body"]["object"]["id"], m1.as_str());
+    assert_eq!(
+        packet["body"]["data"],
+        json!([{"operation": "set", "property": "recipient_status.layer:///identities/fred\\.flinstone", "value": "read"}])
+    );
+    let packet = alice_v1.change("patch", "Message").await;
+    assert_eq!(
+        packet["body"]["data"][0]["property"],
+        "recipient_status.fred\\.flinstone"
+    );
+    // The reader: the receipt and their unread count.
+    fred_ws.change("update", "Message").await;
+    let packet = fred_ws.change("update", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!([{"operation": "set", "property": "unread_message_count", "value": 1}])
+    );
+
+    // mark_all_read: an operation packet to every participant, the reader's count.
+    let response = as_user(
+        &server,
+        &fred,
+        Method::POST,
+        &format!("/conversations/{conversation}/mark_all_read"),
+    )
+    .json(&json!({}))
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success());
+    for ws in [&mut alice_v3, &mut fred_ws] {
+        let packet = ws.push_packet().await;
+        assert_eq!(packet["type"], "operation", "{packet}");
+        assert_eq!(packet["body"]["method"], "Conversation.mark_all_read");
+        assert_eq!(
+            packet["body"]["object"]["id"],
+            format!("layer:///conversations/{conversation}")
+        );
+        assert_eq!(packet["body"]["data"]["position"], 2);
+        assert_eq!(
+            packet["body"]["data"]["identity"]["id"],
+            identity_id("fred.flinstone")
+        );
+    }
+    alice_v1.push_packet().await;
+    let packet = fred_ws.change("update", "Conversation").await;
+    assert_eq!(packet["body"]["data"][0]["value"], 0);
+    let _ = m2;
+    for ws in [&mut alice_v3, &mut alice_v1, &mut fred_ws] {
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn participant_and_metadata_changes_arrive_in_each_version_form() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_v3 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let mut carol = open(&server, &server.session_for("carol").await, "layer-2.0").await;
+
+    patch_as(
+        &server,
+        &alice,
+        &conversation,
+        json!([
+            {"operation": "add", "property": "participants", "value": "carol"},
+            {"operation": "set", "property": "metadata.a.b", "value": "x"},
+        ]),
+    )
+    .await;
+    let packet = alice_v1.change("patch", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!([
+            {"operation": "add", "property": "participants", "value": "carol"},
+            {"operation": "set", "property": "metadata.a", "value": {"b": "x"}},
+        ])
+    );
+    let packet = bob_v3.change("update", "Conversation").await;
+    let add = &packet["body"]["data"][0];
+    assert_eq!(add["operation"], "add");
+    assert_eq!(add["id"], identity_id("carol"));
+    assert_eq!(add["value"]["id"], identity_id("carol"));
+    assert_eq!(add["value"]["user_id"], "carol");
+    // The new participant gets the conversation itself.
+    let packet = carol.change("create", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"]["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A metadata key with a dot is escaped; a removed participant gets a delete.
+    patch_as(
+        &server,
+        &alice,
+        &conversation,
+        json!([
+            {"operation": "remove", "property": "participants", "value": "bob"},
+            {"operation": "delete", "property": "metadata.a"},
+        ]),
+    )
+    .await;
+    let packet = bob_v3.change("delete", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!({"mode": "my_devices", "from_position": null})
+    );
+    let packet = carol.change("update", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!([
+            {"operation": "remove", "property": "participants", "id": identity_id("bob")},
+            {"operation": "delete", "property": "metadata.a"},
+        ])
+    );
+    let packet = alice_v1.change("patch", "Conversation").await;
+    assert_eq!(packet["body"]["data"][0]["value"], "bob");
+    for ws in [&mut alice_v1, &mut bob_v3, &mut carol] {
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn deletes_by_mode_reach_exactly_the_users_concerned() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob", "carol"]).await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    let mut alice_ws = open(&server, &alice, "layer-3.0").await;
+    let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+    let mut carol_ws = open(&server, &server.session_for("carol").await, "layer-3.0").await;
+    let m1 = send_as(&server, &alice, &conversation, "one").await;
+    let m2 = send_as(&server, &alice, &conversation, "two").await;
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        ws.change("create", "Message").await;
+        ws.change("create", "Message").await;
+    }
+
+    // my_devices: only bob's devices.
+    delete_as(
+        &server,
+        &bob,
+        &format!(
+            "/messages/{}?mode=my_devices",
+            m1.rsplit('/').next().unwrap()
+        ),
+    )
+    .await;
+    let packet = bob_ws.change("delete", "Message").await;
+    assert_eq!(packet["body"]["object"]["id"], m1.as_str());
+    assert_eq!(packet["body"]["data"], json!({"mode": "my_devices"}));
+    // all_participants: everyone.
+    delete_as(
+        &server,
+        &alice,
+        &format!(
+            "/messages/{}?mode=all_participants",
+            m2.rsplit('/').next().unwrap()
+        ),
+    )
+    .await;
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("delete", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], m2.as_str());
+        assert_eq!(packet["body"]["data"], json!({"mode": "all_participants"}));
+    }
+    // carol leaves: she gets a delete, the others lose a participant.
+    delete_as(
+        &server,
+        &server.session_for("carol").await,
+        &format!("/conversations/{conversation}?mode=my_devices&leave=true"),
+    )
+    .await;
+    let packet = carol_ws.change("delete", "Conversation").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!({"mode": "my_devices", "from_position": null})
+    );
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("update", "Conversation").await;
+        assert_eq!(packet["body"]["data"][0]["operation"], "remove");
+        assert_eq!(packet["body"]["data"][0]["id"], identity_id("carol"));
+    }
+    // Deleted for everyone: every member, carol included (she still saw it).
+    delete_as(
+        &server,
+        &alice,
+        &format!("/conversations/{conversation}?mode=all_participants"),
+    )
+    .await;
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("delete", "Conversation").await;
+        assert_eq!(
+            packet["body"]["data"],
+            json!({"mode": "all_participants", "from_position": null})
+        );
+    }
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+
+    let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+    send_as(&server, &alice, &conversation, "one").await;
+    let live = bob_ws.change("create", "Message").await;
+    let last_seen = live["timestamp"].as_str().unwrap().to_owned();
+    drop(bob_ws);
+
+    // Sent while bob is away.
+    send_as(&server, &alice, &conversation, "two").await;
+    send_as(&server, &alice, &conversation, "three").await;
+
+    let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+    let mut alice_ws = open(&server, &alice, "layer-3.0").await;
+    bob_ws
+        .send(
+            json!({"type": "request", "body": {"method": "Event.replay", "request_id": "r1",
+            "data": {"from_timestamp": last_seen}}}),
+        )
+        .await;
+    // Inclusive: "one" again, with the timestamp it had live; then the missed ones; then the
+    // response. Counters continue without gaps (the harness checks each packet).
+    let again = bob_ws.packet().await;
+    assert_eq!(again["body"]["operation"], "create");
+    assert_eq!(text_of(&again), "one");
+    assert_eq!(again["timestamp"], last_seen.as_str());
+    assert_eq!(again["body"], live["body"]);
+    assert_eq!(text_of(&bob_ws.packet().await), "two");
+    assert_eq!(text_of(&bob_ws.packet().await), "three");
+    let response = bob_ws.packet().await;
+    assert_eq!(response["type"], "response", "{response}");
+    assert_eq!(response["body"]["success"], true);
+    assert_eq!(response["body"]["method"], "Event.replay");
+
+    // Live delivery continues after the replay, without duplicates.
+    send_as(&server, &alice, &conversation, "four").await;
+    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "four");
+    bob_ws.nothing_pending().await;
+    // alice's socket opened after everything but "four": no history on connect.
+    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "four");
+    alice_ws.nothing_pending().await;
+
+    // A replay from now sends nothing; its timestamps never go backwards.
+    let data = bob_ws
+        .ok(
+            "Event.replay",
+            None,
+            json!({"from_timestamp": Timestamp::now().to_iso()}),
+        )
+        .await;
+    assert!(data.is_null());
+    bob_ws.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn replay_beyond_the_retention_fails_so_the_client_resyncs() {
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__CHANGE_RETENTION_SECS", "60")]).await;
+    let mut ws = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let old = Timestamp::now().minus(Duration::from_secs(120)).to_iso();
+    let error = ws
+        .fails(
+            "Event.replay",
+            None,
+            json!({"from_timestamp": old}),
+            "invalid_property",
+        )
+        .await;
+    assert!(
+        error["message"].as_str().unwrap().contains("60 seconds"),
+        "{error}"
+    );
+    ws.ok(
+        "Event.replay",
+        None,
+        json!({"from_timestamp": Timestamp::now().minus(Duration::from_secs(30)).to_iso()}),
+    )
+    .await;
+    ws.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn conversation_created_reaches_every_participant() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let mut alice_ws = open(&server, &alice, "layer-3.0").await;
+    let mut alice_other = open(&server, &alice, "layer-1.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-2.0").await;
+    let id = conversation_id();
+    alice_ws
+        .ok(
+            "Conversation.create",
+            None,
+            json!({"participants": [identity_id("bob")], "distinct": true, "metadata": null, "id": id}),
+        )
+        .await;
+    for ws in [&mut alice_ws, &mut alice_other, &mut bob] {
+        let packet = ws.change("create", "Conversation").await;
+        assert_eq!(packet["body"]["data"]["id"], id.as_str());
+        assert_eq!(packet["body"]["data"]["unread_message_count"], 0);
+    }
+    for ws in [&mut alice_ws, &mut alice_other, &mut bob] {
+        ws.nothing_pending().await;
+    }
+}
