@@ -48,13 +48,13 @@ pub async fn serve(
     }
 
     // One node per SQLite file; Postgres nodes share notices through LISTEN/NOTIFY.
-    let (realtime, notices) = match store.backend() {
-        store::Backend::Postgres => {
+    let (realtime, notices) = match store.postgres_pool() {
+        Some(pool) => {
             let (realtime, notices) =
-                crate::realtime::Realtime::postgres(&settings.database_url())?;
+                crate::realtime::Realtime::postgres(pool, settings.database_url());
             (realtime, Some(notices))
         }
-        store::Backend::Sqlite => (crate::realtime::Realtime::local(), None),
+        None => (crate::realtime::Realtime::local(), None),
     };
     let state = AppState {
         store: store.clone(),

@@ -63,10 +63,10 @@ impl Realtime {
 
     /// Several nodes on one Postgres database: notices travel by NOTIFY; the returned task is
     /// this node's LISTEN loop.
-    pub fn postgres(url: &str) -> Result<(Self, tokio::task::JoinHandle<()>), sqlx::Error> {
+    pub fn postgres(pool: sqlx::PgPool, url: String) -> (Self, tokio::task::JoinHandle<()>) {
         let hub = Hub::new();
-        let (fanout, listener) = pg::PgFanout::start(url, hub.clone())?;
-        Ok((Realtime { hub, fanout }, listener))
+        let (fanout, listener) = pg::PgFanout::start(pool, url, hub.clone());
+        (Realtime { hub, fanout }, listener)
     }
 
     /// A session was deleted: its sockets close.

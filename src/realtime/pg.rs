@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool};
 use uuid::Uuid;
 
 use super::hub::{Fanout, Hub, Notice};
@@ -36,19 +36,16 @@ pub struct PgFanout {
 }
 
 impl PgFanout {
-    /// A fanout on `url` (its own two connections: notices must not wait behind requests) and
-    /// the listener task of this node.
+    /// A fanout sending NOTIFY through the store's pool, and the listener task of this node
+    /// (one dedicated connection to `url`).
     pub fn start(
-        url: &str,
+        pool: PgPool,
+        url: String,
         hub: Arc<Hub>,
-    ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), sqlx::Error> {
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy(url)?;
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let node = Uuid::new_v4();
-        let listener = tokio::spawn(listen(pool.clone(), node, hub.clone()));
-        Ok((Arc::new(PgFanout { node, hub, pool }), listener))
+        let listener = tokio::spawn(listen(url, node, hub.clone()));
+        (Arc::new(PgFanout { node, hub, pool }), listener)
     }
 }
 
@@ -134,9 +131,9 @@ fn payloads(node: Uuid, notice: Notice) -> Vec<String> {
 
 /// LISTENs for the life of the server: applies other nodes' notices; after every (re)connect
 /// wakes every local socket, since notifications may have been missed meanwhile.
-async fn listen(pool: PgPool, node: Uuid, hub: Arc<Hub>) {
+async fn listen(url: String, node: Uuid, hub: Arc<Hub>) {
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let mut listener = match PgListener::connect(&url).await {
             Ok(listener) => listener,
             Err(err) => {
                 tracing::warn!(error = %err, "LISTEN connection failed; retrying");

@@ -140,6 +140,8 @@ impl ChangeFeed {
 pub trait ChangeLogStore: Send + Sync {
     /// Where committed writes announce the users they touched.
     fn change_feed(&self) -> Arc<ChangeFeed>;
+    /// The Postgres pool (NOTIFY goes through it); `None` on SQLite.
+    fn postgres_pool(&self) -> Option<sqlx::PgPool>;
     /// The user's last sequence number (0 before their first change).
     async fn stream_head(&self, app_id: Uuid, user_id: &str) -> StoreResult<i64>;
     /// Up to `limit` changes with `seq > after`, in order.
@@ -155,4 +157,21 @@ pub trait ChangeLogStore: Send + Sync {
     async fn seq_before(&self, app_id: Uuid, user_id: &str, at: Timestamp) -> StoreResult<i64>;
     /// Deletes changes older than `before`.
     async fn prune_changes(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
+/// The pool of a backend, as far as NOTIFY is concerned.
+pub trait NotifyPool {
+    fn postgres(&self) -> Option<sqlx::PgPool>;
+}
+
+impl NotifyPool for sqlx::PgPool {
+    fn postgres(&self) -> Option<sqlx::PgPool> {
+        Some(self.clone())
+    }
+}
+
+impl NotifyPool for sqlx::SqlitePool {
+    fn postgres(&self) -> Option<sqlx::PgPool> {
+        None
+    }
 }

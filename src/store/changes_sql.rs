@@ -119,6 +119,10 @@ macro_rules! impl_change_log {
                 self.feed.clone()
             }
 
+            fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+                $crate::store::changes::NotifyPool::postgres(&self.pool)
+            }
+
             async fn stream_head(
                 &self,
                 app_id: uuid::Uuid,

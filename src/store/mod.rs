@@ -1,7 +1,7 @@
 //! Persistence: the `Store` trait the services call, its records, and `open` which picks the
 //! backend from the database URL (`postgres://` or `sqlite:`). The store does no HTTP.
 
-mod changes;
+pub(crate) mod changes;
 mod changes_sql;
 mod channels;
 mod channels_sql;

@@ -466,3 +466,44 @@ async fn conversation_created_reaches_every_participant() {
         ws.nothing_pending().await;
     }
 }
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
+    if !crate::common::is_postgres() {
+        return; // one SQLite file is one node
+    }
+    let node_a = TestServer::start().await;
+    let node_b = node_a.another_node().await;
+    let conversation = node_a.conversation_of(&["alice", "bob"]).await;
+    let alice = node_a.session_for("alice").await;
+    let mut alice_ws = open(&node_a, &alice, "layer-3.0").await;
+    let mut bob_ws = open(&node_b, &node_b.session_for("bob").await, "layer-3.0").await;
+
+    // A message sent on node A reaches bob's socket on node B in real time.
+    send_as(&node_a, &alice, &conversation, "across").await;
+    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "across");
+    assert_eq!(
+        text_of(&alice_ws.change("create", "Message").await),
+        "across"
+    );
+
+    // So does a typing signal.
+    alice_ws
+        .send(
+            json!({"type": "signal", "body": {"type": "typing_indicator",
+            "object": {"id": format!("layer:///conversations/{conversation}")},
+            "data": {"action": "started"}}}),
+        )
+        .await;
+    let packet = bob_ws.push_packet().await;
+    assert_eq!(packet["type"], "signal", "{packet}");
+    assert_eq!(packet["body"]["data"]["sender"]["id"], identity_id("alice"));
+
+    // And back: bob's message on node B reaches alice on node A.
+    let bob = node_b.session_for("bob").await;
+    send_as(&node_b, &bob, &conversation, "back").await;
+    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "back");
+    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "back");
+    alice_ws.nothing_pending().await;
+    bob_ws.nothing_pending().await;
+}

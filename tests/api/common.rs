@@ -137,6 +137,32 @@ impl TestServer {
         }
     }
 
+    /// Another server process on the same database, serving the same app (multi-node tests).
+    pub async fn another_node(&self) -> TestServer {
+        let db = TestDb {
+            url: self.db.url.clone(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let settings = db.settings(&[]);
+        let store = server::prepare(&settings).await.expect("store opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server::serve(settings, store.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base,
+            store,
+            app_id: self.app_id,
+            token: self.token.clone(),
+            db,
+            http: self.http.clone(),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
     /// A request with no headers at all.
     pub fn raw(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base))
