@@ -506,28 +506,30 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
                 use $crate::store::{ConversationOp, Event, Updated};
                 let mut tx = self.pool.begin().await?;
-                // Read at `revision`: the update below only applies if it still is, so this is
-                // the state the change starts from.
+                // Writing first (see the top of this file); the revision bump alone leaves
+                // the metadata as it was at `revision`, which the change log diffs against.
                 let previous: Option<sqlx::types::Json<serde_json::Map<String, serde_json::Value>>> =
-                    sqlx::query_scalar("select metadata from conversations where app_id = $1 and id = $2 and revision = $3")
+                    sqlx::query_scalar(
+                        "update conversations set revision = revision + 1
+                         where app_id = $1 and id = $2 and revision = $3 and deleted_at is null
+                         returning metadata",
+                    )
+                    .bind(app_id)
+                    .bind(id)
+                    .bind(revision)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let updated = u64::from(previous.is_some());
+                let previous = previous.map(|m| m.0).unwrap_or_default();
+                if updated == 1 {
+                    sqlx::query("update conversations set metadata = $3, distinct_key = $4 where app_id = $1 and id = $2")
                         .bind(app_id)
                         .bind(id)
-                        .bind(revision)
-                        .fetch_optional(&mut *tx)
+                        .bind(sqlx::types::Json(&change.metadata))
+                        .bind(&change.distinct_key)
+                        .execute(&mut *tx)
                         .await?;
-                let previous = previous.map(|m| m.0).unwrap_or_default();
-                let updated = sqlx::query(
-                    "update conversations set revision = revision + 1, metadata = $4, distinct_key = $5
-                     where app_id = $1 and id = $2 and revision = $3 and deleted_at is null",
-                )
-                .bind(app_id)
-                .bind(id)
-                .bind(revision)
-                .bind(sqlx::types::Json(&change.metadata))
-                .bind(&change.distinct_key)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                }
                 if updated == 0 {
                     let live: Option<Option<$crate::store::Timestamp>> =
                         sqlx::query_scalar("select deleted_at from conversations where app_id = $1 and id = $2")
