@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::bootstrap;
 use crate::config::Settings;
+use crate::content::UrlSigner;
 use crate::http::{self, AppState, Urls};
 use crate::store::{self, DynStore, Timestamp};
 
@@ -47,10 +48,14 @@ pub async fn serve(
         }
     }
 
+    let signer = UrlSigner::load(&settings.content.signing_secret, &settings.data_dir)?;
+    let content = crate::content::Storage::open(&settings)?;
+    let urls = Urls::new(base_url, signer, settings.content.download_url_ttl_secs);
     let state = AppState {
         store: store.clone(),
+        content,
         settings: Arc::new(settings),
-        urls: Arc::new(Urls::new(base_url)),
+        urls: Arc::new(urls),
         metrics: http::ops::metrics_handle(),
         realtime: crate::realtime::Realtime::local(),
     };
@@ -88,10 +93,17 @@ async fn housekeeping(state: AppState) {
     let mut upkeep = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = prune.tick() => match state.store.prune(Timestamp::now()).await {
-                Ok(pruned) => tracing::debug!(?pruned, "pruned expired rows"),
-                Err(err) => tracing::warn!(error = %err, "pruning failed"),
-            },
+            _ = prune.tick() => {
+                match state.store.prune(Timestamp::now()).await {
+                    Ok(pruned) => tracing::debug!(?pruned, "pruned expired rows"),
+                    Err(err) => tracing::warn!(error = %err, "pruning failed"),
+                }
+                let ttl = state.settings.content.unreferenced_ttl_secs;
+                match crate::service::content::collect_garbage(&state.store, &state.content, Timestamp::now(), ttl).await {
+                    Ok(deleted) => tracing::debug!(deleted, "collected unreferenced content"),
+                    Err(err) => tracing::warn!(error = %err, "content garbage collection failed"),
+                }
+            }
             _ = upkeep.tick() => state.metrics.run_upkeep(),
         }
     }

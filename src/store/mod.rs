@@ -3,6 +3,8 @@
 
 mod channels;
 mod channels_sql;
+mod content;
+mod content_sql;
 mod messaging;
 mod messaging_sql;
 mod postgres;
@@ -20,6 +22,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 pub use channels::*;
+pub use content::{Content, ContentStore};
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, PushToken, UserState, UserStore};
@@ -195,7 +198,9 @@ pub struct Pruned {
 /// Everything the services persist. The foundation's methods are here; conversations, messages,
 /// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
-pub trait Store: MessagingStore + ChannelStore + UserStore + Send + Sync + 'static {
+pub trait Store:
+    MessagingStore + ChannelStore + ContentStore + UserStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).
     async fn ping(&self) -> StoreResult<()>;

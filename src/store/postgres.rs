@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::channels_sql::impl_channel_store;
+use super::content_sql::impl_content_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -34,3 +35,4 @@ impl_sql_store!(PgStore, Backend::Postgres);
 impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);
+impl_content_store!(PgStore);

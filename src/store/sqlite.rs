@@ -8,6 +8,7 @@ use sqlx::sqlite::{
 };
 
 use super::channels_sql::impl_channel_store;
+use super::content_sql::impl_content_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -49,3 +50,4 @@ impl_sql_store!(SqliteStore, Backend::Sqlite);
 impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 impl_channel_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);
+impl_content_store!(SqliteStore);
