@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::common::{expect_error, json, uuid_of, TestServer};
 
 /// Deterministic bytes that are not valid UTF-8 everywhere.
-fn bytes(len: usize) -> Vec<u8> {
+pub fn bytes(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
@@ -54,7 +54,12 @@ async fn put(
 }
 
 /// Requests and uploads; returns the Content id.
-async fn uploaded(server: &TestServer, session: &str, content_type: &str, data: &[u8]) -> String {
+pub async fn uploaded(
+    server: &TestServer,
+    session: &str,
+    content_type: &str,
+    data: &[u8],
+) -> String {
     let response = request_upload(server, session, content_type, data.len()).await;
     assert_eq!(response.status(), 201);
     let content = json(response).await;
