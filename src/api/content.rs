@@ -50,9 +50,11 @@ fn content_json(state: &AppState, content: &Content, refresh_url: String, upload
     })
 }
 
-fn created(location: String, body: &Value) -> Response {
-    let mut response = json_response(StatusCode::CREATED, body);
-    if let Ok(value) = HeaderValue::from_str(&location) {
+/// The 201 of an upload request: the Content with its `upload_url`, `Location` = `path`.
+fn created(state: &AppState, content: &Content, path: String) -> Response {
+    let body = content_json(state, content, format!("{}{path}", state.urls.base()), true);
+    let mut response = json_response(StatusCode::CREATED, &body);
+    if let Ok(value) = HeaderValue::from_str(&path) {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
@@ -102,13 +104,7 @@ pub async fn create(
     let user = actor.require_user()?.to_owned();
     let content = create_content(&state, &actor, &headers, Uploader::User(&user), None).await?;
     let path = user_content_path(&actor, content.id);
-    let body = content_json(
-        &state,
-        &content,
-        format!("{}{path}", state.urls.base()),
-        true,
-    );
-    Ok(created(path, &body))
+    Ok(created(&state, &content, path))
 }
 
 /// `GET /content/:content_id` (the `refresh_url`): a fresh download URL.
@@ -120,11 +116,16 @@ pub async fn refresh(
     let user = actor.require_user()?;
     let id = ids.uuid("content_id", "content")?;
     let content = svc::user_content(&state.store, actor.app_id, user, id).await?;
-    let refresh_url = format!("{}{}", state.urls.base(), user_content_path(&actor, id));
-    Ok(json_response(
+    Ok(refreshed(&state, &content, user_content_path(&actor, id)))
+}
+
+/// The 200 of a refresh: the Content with a fresh `download_url`; `path` is its `refresh_url`.
+fn refreshed(state: &AppState, content: &Content, path: String) -> Response {
+    let refresh_url = format!("{}{path}", state.urls.base());
+    json_response(
         StatusCode::OK,
-        &content_json(&state, &content, refresh_url, false),
-    ))
+        &content_json(state, content, refresh_url, false),
+    )
 }
 
 fn conversation_content_path(app_id: Uuid, conversation_id: Uuid, id: Uuid) -> String {
@@ -150,13 +151,7 @@ pub async fn platform_create(
     )
     .await?;
     let path = conversation_content_path(actor.app_id, conversation_id, content.id);
-    let body = content_json(
-        &state,
-        &content,
-        format!("{}{path}", state.urls.base()),
-        true,
-    );
-    Ok(created(path, &body))
+    Ok(created(&state, &content, path))
 }
 
 /// `GET /apps/:app/conversations/:conversation/content/:content_id`.
@@ -169,15 +164,8 @@ pub async fn platform_refresh(
     let id = ids.uuid("content_id", "content")?;
     let content =
         svc::conversation_content(&state.store, actor.app_id, conversation_id, id).await?;
-    let refresh_url = format!(
-        "{}{}",
-        state.urls.base(),
-        conversation_content_path(actor.app_id, conversation_id, id)
-    );
-    Ok(json_response(
-        StatusCode::OK,
-        &content_json(&state, &content, refresh_url, false),
-    ))
+    let path = conversation_content_path(actor.app_id, conversation_id, id);
+    Ok(refreshed(&state, &content, path))
 }
 
 #[derive(Debug, Deserialize)]
