@@ -22,6 +22,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub bootstrap: BootstrapSettings,
     pub websocket: WebsocketSettings,
+    pub content: ContentSettings,
     #[serde(default)]
     pub apps: Vec<DeclaredApp>,
 }
@@ -92,6 +93,42 @@ pub struct WebsocketSettings {
     pub max_message_bytes: usize,
     /// Seconds a change stays in the per-user change log (`Event.replay` reaches this far back).
     pub change_retention_secs: u64,
+}
+
+/// Rich content (parts larger than 2 KB): where the bytes live and how long URLs last.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContentSettings {
+    pub store: ContentBackend,
+    /// Local store: the directory; empty: `<data_dir>/content`.
+    pub local_dir: String,
+    pub max_bytes: u64,
+    pub upload_url_ttl_secs: u64,
+    pub download_url_ttl_secs: u64,
+    pub unreferenced_ttl_secs: u64,
+    /// HMAC key of upload and download URLs; empty: generated into `<data_dir>`.
+    pub signing_secret: SecretString,
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentBackend {
+    Local,
+    S3,
+}
+
+/// An S3-compatible bucket (AWS, MinIO, Ceph, moto, ...).
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Empty: AWS itself; otherwise the endpoint URL (path-style requests).
+    pub endpoint: String,
+    pub region: String,
+    /// Empty: taken from the environment (AWS_ACCESS_KEY_ID, instance metadata, ...).
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +229,12 @@ impl Settings {
         }
         if self.websocket.ping_interval_secs == 0 {
             return invalid("websocket.ping_interval_secs must be at least 1");
+        }
+        if self.content.upload_url_ttl_secs == 0 || self.content.download_url_ttl_secs == 0 {
+            return invalid("content URL lifetimes must be at least 1 second");
+        }
+        if self.content.store == ContentBackend::S3 && self.content.s3.bucket.is_empty() {
+            return invalid("content.store = \"s3\" needs content.s3.bucket");
         }
         if !self.http.public_url.is_empty() {
             match url::Url::parse(&self.http.public_url) {

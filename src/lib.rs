@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod error;
 pub mod http;
 pub mod ids;

@@ -223,7 +223,7 @@ impl<'a> View<'a> {
                 "mime_type": part.mime_type,
                 "body": part.body,
                 "encoding": part.encoding,
-                "content": part.content,
+                "content": self.content(message_url, part.content.as_ref()),
                 "updated_at": part.updated_at.map(|t| t.to_iso()),
             })
         } else {
@@ -232,9 +232,40 @@ impl<'a> View<'a> {
                 "mime_type": part.mime_type,
                 "body": part.body,
                 "encoding": part.encoding,
-                "content": part.content,
+                "content": self.content(message_url, part.content.as_ref()),
             })
         }
+    }
+
+    /// A part's rich content (client-api.md §5.4): a fresh signed `download_url`, its
+    /// `expiration`, and the `refresh_url` of the perspective (the Platform API's is under the
+    /// message's conversation).
+    fn content(&self, message_url: &str, content: Option<&Value>) -> Value {
+        let Some(content) = content else {
+            return Value::Null;
+        };
+        let id = content.get("id").and_then(Value::as_str).unwrap_or("");
+        let Some(uuid) = id
+            .strip_prefix("layer:///content/")
+            .and_then(|u| Uuid::try_parse(u).ok())
+        else {
+            return content.clone();
+        };
+        let refresh_url = match self.perspective {
+            Perspective::System => match message_url.rsplit_once("/messages/") {
+                Some((conversation_url, _)) => format!("{conversation_url}/content/{uuid}"),
+                None => format!("{}/content/{uuid}", self.prefix()),
+            },
+            _ => format!("{}/content/{uuid}", self.prefix()),
+        };
+        let (download_url, expiration) = self.urls.content_download(self.app_id, uuid);
+        json!({
+            "id": id,
+            "download_url": download_url,
+            "expiration": expiration.to_iso(),
+            "refresh_url": refresh_url,
+            "size": content.get("size"),
+        })
     }
 
     pub fn parts(&self, message: &Message) -> Vec<Value> {

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::bootstrap;
 use crate::config::Settings;
+use crate::content::UrlSigner;
 use crate::http::{self, AppState, Urls};
 use crate::store::{self, DynStore, Timestamp};
 
@@ -56,10 +57,14 @@ pub async fn serve(
         }
         None => (crate::realtime::Realtime::local(), None),
     };
+    let signer = UrlSigner::load(&settings.content.signing_secret, &settings.data_dir)?;
+    let content = crate::content::Storage::open(&settings)?;
+    let urls = Urls::new(base_url, signer, settings.content.download_url_ttl_secs);
     let state = AppState {
         store: store.clone(),
+        content,
         settings: Arc::new(settings),
-        urls: Arc::new(Urls::new(base_url)),
+        urls: Arc::new(urls),
         metrics: http::ops::metrics_handle(),
         realtime,
     };
@@ -131,6 +136,11 @@ async fn housekeeping(state: AppState) {
                 match state.store.prune_changes(Timestamp::now().minus(retention)).await {
                     Ok(pruned) => tracing::debug!(pruned, "pruned old changes"),
                     Err(err) => tracing::warn!(error = %err, "pruning changes failed"),
+                }
+                let ttl = state.settings.content.unreferenced_ttl_secs;
+                match crate::service::content::collect_garbage(&state.store, &state.content, Timestamp::now(), ttl).await {
+                    Ok(deleted) => tracing::debug!(deleted, "collected unreferenced content"),
+                    Err(err) => tracing::warn!(error = %err, "content garbage collection failed"),
                 }
             },
             _ = upkeep.tick() => state.metrics.run_upkeep(),

@@ -9,6 +9,7 @@
 pub(crate) mod announcements;
 mod blocks;
 pub(crate) mod channels;
+pub(crate) mod content;
 pub(crate) mod conversations;
 mod following;
 mod identities;
@@ -124,6 +125,8 @@ fn user_routes() -> Router<AppState> {
                 .put(messages::update_part)
                 .delete(messages::delete_part),
         )
+        .route("/content", post(content::create))
+        .route("/content/{content_id}", get(content::refresh))
         .route("/announcements", get(announcements::list))
         .route(
             "/announcements/{announcement_id}",
@@ -182,6 +185,14 @@ pub fn platform_routes(state: AppState) -> Router<AppState> {
             get(messages::get_part)
                 .put(messages::update_part)
                 .delete(messages::delete_part),
+        )
+        .route(
+            "/conversations/{conversation_id}/content",
+            post(content::platform_create),
+        )
+        .route(
+            "/conversations/{conversation_id}/content/{content_id}",
+            get(content::platform_refresh),
         )
         .route("/announcements", post(announcements::announce))
         .route("/notifications", post(announcements::notify))

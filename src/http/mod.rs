@@ -28,7 +28,9 @@ use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::content::{Purpose, UrlSigner};
 use crate::store::DynStore;
+use crate::store::Timestamp;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,17 +40,52 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Live WebSockets and what reaches them.
     pub realtime: crate::realtime::Realtime,
+    /// Where rich content bytes are kept.
+    pub content: crate::content::Storage,
 }
 
 /// Absolute URLs of rendered objects, all under the configured public base URL.
 #[derive(Debug, Clone)]
 pub struct Urls {
     base: String,
+    /// Signs the rich content transfer URLs.
+    signer: UrlSigner,
+    /// Lifetime of rendered download URLs.
+    download_ttl_secs: u64,
 }
 
 impl Urls {
-    pub fn new(base: impl Into<String>) -> Self {
-        Urls { base: base.into() }
+    pub fn new(base: impl Into<String>, signer: UrlSigner, download_ttl_secs: u64) -> Self {
+        Urls {
+            base: base.into(),
+            signer,
+            download_ttl_secs,
+        }
+    }
+
+    pub fn signer(&self) -> &UrlSigner {
+        &self.signer
+    }
+
+    /// A signed transfer URL of a content, valid until `expires`.
+    pub fn content_transfer(
+        &self,
+        purpose: Purpose,
+        app_id: Uuid,
+        id: Uuid,
+        expires: Timestamp,
+    ) -> String {
+        let query = self
+            .signer
+            .query(purpose, app_id, id, expires.unix_seconds());
+        format!("{}/{}/{id}?{query}", self.base, purpose.route())
+    }
+
+    /// A fresh download URL of a content and its expiry.
+    pub fn content_download(&self, app_id: Uuid, id: Uuid) -> (String, Timestamp) {
+        let expires = Timestamp::now().plus_secs(self.download_ttl_secs);
+        let url = self.content_transfer(Purpose::Download, app_id, id, expires);
+        (url, expires)
     }
 
     pub fn base(&self) -> &str {
@@ -101,6 +138,9 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.http.request_timeout_secs),
         ))
+        // Rich content transfers: streamed, bounded by `content.max_bytes`, not by the JSON
+        // body limit or the request timeout.
+        .merge(crate::api::content::transfer_routes().layer(from_fn(ops::track_metrics)))
         .layer(CatchPanicLayer::new())
         .layer(from_fn(compat::envelope_errors))
         .layer(CompressionLayer::new())

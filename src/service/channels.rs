@@ -435,16 +435,23 @@ pub async fn send(
         return Err(super::messages::suspended());
     }
     user_channel(store, app_id, sender, channel_id).await?;
+    let mut parts = input.parts;
+    let uploader = super::content::Uploader::User(sender);
+    let content_ids =
+        super::content::check_references(store, app_id, uploader, false, &mut parts).await?;
     let new = NewChannelMessage {
         app_id,
         id: input.id,
         channel_id,
         sender: sender.to_owned(),
         sent_at: Timestamp::now(),
-        parts: input.parts,
+        parts,
     };
     match store.send_channel_message(&new).await? {
-        SendChannelMessage::Sent(message) => Ok(Ok(message)),
+        SendChannelMessage::Sent(message) => {
+            super::content::mark_referenced(store, app_id, &content_ids, message.id).await?;
+            Ok(Ok(message))
+        }
         SendChannelMessage::IdInUse(existing) => {
             match user_channel(store, app_id, sender, existing.channel_id).await {
                 Ok(_) => Ok(Err(existing)),

@@ -164,6 +164,14 @@ pub async fn send(
             }
         }
     }
+    let mut parts = input.parts;
+    let uploader = match &input.sender {
+        Sender::User(user) => super::content::Uploader::User(user),
+        Sender::Name(_) => super::content::Uploader::App,
+    };
+    let content_ids =
+        super::content::check_references(store, app_id, uploader, !as_participant, &mut parts)
+            .await?;
     let new = NewMessage {
         app_id,
         id: input.id.unwrap_or_else(Uuid::new_v4),
@@ -171,10 +179,13 @@ pub async fn send(
         sender: input.sender,
         sent_at: Timestamp::now(),
         notification: input.notification,
-        parts: input.parts,
+        parts,
     };
     match store.send_message(&new).await? {
-        SendMessage::Sent(message) => Ok(Ok(message)),
+        SendMessage::Sent(message) => {
+            super::content::mark_referenced(store, app_id, &content_ids, message.id).await?;
+            Ok(Ok(message))
+        }
         SendMessage::IdInUse(existing) => Ok(Err(existing)),
         SendMessage::IdInUseByChannelMessage => Err(super::channels::message_id_in_use()),
         SendMessage::ConversationNotFound => Err(super::conversations::not_found()),

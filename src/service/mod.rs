@@ -3,6 +3,7 @@
 //! Handlers parse the wire format into these inputs and render what comes back.
 
 pub mod channels;
+pub mod content;
 pub mod conversations;
 pub mod messages;
 pub mod sessions;

@@ -5,6 +5,8 @@ pub(crate) mod changes;
 mod changes_sql;
 mod channels;
 mod channels_sql;
+mod content;
+mod content_sql;
 mod messaging;
 mod messaging_sql;
 mod postgres;
@@ -23,6 +25,7 @@ use uuid::Uuid;
 
 pub use changes::{Change, ChangeFeed, ChangeLogStore, ConversationOp, Event};
 pub use channels::*;
+pub use content::{Content, ContentStore};
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, PushToken, UserState, UserStore};
@@ -199,7 +202,7 @@ pub struct Pruned {
 /// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
 pub trait Store:
-    MessagingStore + ChannelStore + UserStore + ChangeLogStore + Send + Sync + 'static
+    MessagingStore + ChannelStore + ContentStore + UserStore + ChangeLogStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).

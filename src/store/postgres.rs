@@ -6,6 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::changes_sql::impl_change_log;
 use super::channels_sql::impl_channel_store;
+use super::content_sql::impl_content_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -40,3 +41,4 @@ impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_change_log!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);
+impl_content_store!(PgStore);

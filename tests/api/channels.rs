@@ -1147,21 +1147,36 @@ async fn channel_message_parts_are_validated_like_conversation_ones() {
         .await;
     assert_eq!(layer_count(&response), 0);
 
-    // Base64 bodies and rich-content references are kept as sent.
+    // Rich content must be the sender's own upload.
+    let unknown = format!("layer:///content/{}", Uuid::new_v4());
+    let response = w
+        .send(
+            &alice,
+            &channel,
+            json!({"parts": [{"mime_type": "video/mp4", "content": {"id": unknown, "size": 5000}}]}),
+        )
+        .await;
+    expect_error(response, 422, "invalid_property").await;
+
+    // Base64 bodies are kept as sent; rich-content references get their download URLs.
+    let video =
+        crate::content::uploaded(&w.server, &alice, "video/mp4", &crate::content::bytes(5000))
+            .await;
     let response = w
         .send(
             &alice,
             &channel,
             json!({"parts": [
                 {"mime_type": "image/png", "body": "iVBORw0KGgo=", "encoding": "base64"},
-                {"mime_type": "video/mp4", "content": {"id": format!("layer:///content/{}", Uuid::new_v4()), "size": 5000000}},
+                {"mime_type": "video/mp4", "content": {"id": video, "size": 5000}},
             ]}),
         )
         .await;
     assert_eq!(response.status(), 201);
     let message = json(response).await;
     assert_eq!(message["parts"][0]["encoding"], "base64");
-    assert_eq!(message["parts"][1]["content"]["size"], 5000000);
+    assert_eq!(message["parts"][1]["content"]["size"], 5000);
+    assert!(message["parts"][1]["content"]["download_url"].is_string());
 }
 
 #[tokio::test]

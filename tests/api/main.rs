@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod client_identities;
 mod common;
+mod content;
 mod conversations;
 mod dedup;
 mod identities;

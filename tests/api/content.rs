@@ -1,0 +1,714 @@
+//! Rich content through the wire (client-api.md §3.6, server-api.md §8): POST /content, the
+//! unauthenticated PUT to the signed upload URL, parts that reference content, signed downloads,
+//! refresh, the checks on bad input, restartable uploads and garbage collection.
+
+use layer_server::content::{Purpose, Storage, UrlSigner};
+use layer_server::service::content::collect_garbage;
+use layer_server::store::{Content, Timestamp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::common::{expect_error, json, uuid_of, TestServer};
+
+/// Deterministic bytes that are not valid UTF-8 everywhere.
+pub fn bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// `POST /content` as a session user; the response.
+async fn request_upload(
+    server: &TestServer,
+    session: &str,
+    content_type: &str,
+    size: usize,
+) -> reqwest::Response {
+    server
+        .as_session(session, Method::POST, "/content")
+        .header("upload-content-type", content_type)
+        .header("upload-content-length", size.to_string())
+        .header("upload-origin", "http://localhost")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `PUT <upload_url>` as the SDKs do it: no authorization, no Accept.
+async fn put(
+    server: &TestServer,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    server
+        .http
+        .put(url)
+        .header("upload-content-type", content_type)
+        .header("upload-content-length", body.len().to_string())
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Requests and uploads; returns the Content id.
+pub async fn uploaded(
+    server: &TestServer,
+    session: &str,
+    content_type: &str,
+    data: &[u8],
+) -> String {
+    let response = request_upload(server, session, content_type, data.len()).await;
+    assert_eq!(response.status(), 201);
+    let content = json(response).await;
+    let response = put(
+        server,
+        content["upload_url"].as_str().unwrap(),
+        content_type,
+        data.to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    content["id"].as_str().unwrap().to_owned()
+}
+
+fn rich_part(content_type: &str, id: &str, size: usize) -> Value {
+    json!({"parts": [{"mime_type": content_type, "content": {"id": id, "size": size}}]})
+}
+
+async fn send_as(
+    server: &TestServer,
+    session: &str,
+    conversation: &str,
+    body: Value,
+) -> reqwest::Response {
+    server
+        .as_session(
+            session,
+            Method::POST,
+            &format!("/conversations/{conversation}/messages"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GET with no headers at all (the SDKs' download).
+async fn download(server: &TestServer, url: &str) -> reqwest::Response {
+    server.http.get(url).send().await.unwrap()
+}
+
+/// A GET of an absolute URL the server rendered, as a session user.
+async fn follow(server: &TestServer, session: &str, url: &str) -> reqwest::Response {
+    server
+        .as_session(session, Method::GET, &url[server.base.len()..])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upload_send_download_and_refresh_as_session_users() {
+    let server = TestServer::start().await;
+    let (alice, bob, carol) = (
+        server.session_for("alice").await,
+        server.session_for("bob").await,
+        server.session_for("carol").await,
+    );
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let data = bytes(5000);
+
+    let response = request_upload(&server, &alice, "image/png", data.len()).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let content = json(response).await;
+    let id = content["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("layer:///content/"), "{content}");
+    assert_eq!(location, format!("/content/{}", uuid_of(&id)));
+    assert_eq!(content["size"], 5000);
+    for field in ["download_url", "expiration", "refresh_url"] {
+        assert_eq!(content[field], Value::Null, "{field} before the upload");
+    }
+    let upload_url = content["upload_url"].as_str().unwrap();
+    assert!(upload_url.starts_with(&format!("{}/content-uploads/", server.base)));
+
+    // Before the upload the content cannot be sent.
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &id, 5000),
+    )
+    .await;
+    expect_error(response, 422, "invalid_property").await;
+
+    assert_eq!(
+        put(&server, upload_url, "image/png", data.clone())
+            .await
+            .status(),
+        200
+    );
+    let record = server
+        .store
+        .content(server.app_id, uuid_of(&id).parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.size, Some(5000));
+    assert_eq!(
+        record.sha256.as_deref(),
+        Some(hex::encode(Sha256::digest(&data)).as_str())
+    );
+
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &id, 5000),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let message = json(response).await;
+    let part = &message["parts"][0];
+    assert_eq!(part["body"], Value::Null);
+    assert_eq!(part["content"]["id"], id.as_str());
+    assert_eq!(part["content"]["size"], 5000);
+    assert_eq!(
+        part["content"]["refresh_url"],
+        format!("{}/content/{}", server.base, uuid_of(&id))
+    );
+    let expiration = part["content"]["expiration"].as_str().unwrap();
+    let expires =
+        time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!(
+        expires > time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        "{expiration}"
+    );
+
+    // Bob, a participant, sees the message and downloads the exact bytes.
+    let response = server
+        .as_session(
+            &bob,
+            Method::GET,
+            &format!("/conversations/{conversation}/messages"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let messages = json(response).await;
+    let content = &messages[0]["parts"][0]["content"];
+    let response = download(&server, content["download_url"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), data);
+
+    // Refresh: a fresh download URL for participants, 404 for anybody else.
+    let refresh_url = content["refresh_url"].as_str().unwrap();
+    let response = follow(&server, &bob, refresh_url).await;
+    assert_eq!(response.status(), 200);
+    let refreshed = json(response).await;
+    assert_eq!(refreshed["id"], id.as_str());
+    assert!(refreshed["expiration"].is_string());
+    let response = download(&server, refreshed["download_url"].as_str().unwrap()).await;
+    assert_eq!(response.bytes().await.unwrap().to_vec(), data);
+    expect_error(follow(&server, &carol, refresh_url).await, 404, "not_found").await;
+
+    // The system view renders the Platform API refresh URL, which works with the Bearer token.
+    let response = server
+        .platform(
+            Method::GET,
+            &format!("/conversations/{conversation}/messages"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let messages = json(response).await;
+    let refresh_url = messages[0]["parts"][0]["content"]["refresh_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        refresh_url,
+        format!(
+            "{}/conversations/{conversation}/content/{}",
+            server.app_url(),
+            uuid_of(&id)
+        )
+    );
+    let response = server
+        .platform(Method::GET, &refresh_url[server.app_url().len()..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Sent content is final: its upload URL no longer accepts bytes.
+    let response = put(&server, upload_url, "image/png", bytes(10)).await;
+    expect_error(response, 409, "conflict").await;
+}
+
+#[tokio::test]
+async fn platform_api_upload_send_and_refresh() {
+    let server = TestServer::start().await;
+    let bob = server.session_for("bob").await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let data = bytes(3000);
+
+    let response = server
+        .platform(
+            Method::POST,
+            &format!("/conversations/{conversation}/content"),
+        )
+        .header("upload-content-type", "application/pdf")
+        .header("upload-content-length", "3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let content = json(response).await;
+    let id = content["id"].as_str().unwrap().to_owned();
+    let path = format!("/conversations/{conversation}/content/{}", uuid_of(&id));
+    // Location is relative; as on Layer (server-api.md §8).
+    assert_eq!(content["size"], 3000);
+    assert_eq!(content["download_url"], Value::Null);
+
+    // Not uploaded yet: refresh fails.
+    let response = server.platform(Method::GET, &path).send().await.unwrap();
+    expect_error(response, 404, "not_found").await;
+
+    let response = put(
+        &server,
+        content["upload_url"].as_str().unwrap(),
+        "application/pdf",
+        data.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let response = server.platform(Method::GET, &path).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let refreshed = json(response).await;
+    assert_eq!(
+        refreshed["refresh_url"],
+        format!("{}{path}", server.app_url())
+    );
+
+    let response = server
+        .post_message(
+            &conversation,
+            json!({"sender": {"name": "Reports"}, "parts": [{"mime_type": "application/pdf", "content": {"id": id, "size": 3000}}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+
+    // Bob, a participant, can refresh and download it through the Client API.
+    let response = follow(
+        &server,
+        &bob,
+        &format!("{}/content/{}", server.base, uuid_of(&id)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let refreshed = json(response).await;
+    let response = download(&server, refreshed["download_url"].as_str().unwrap()).await;
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), data);
+
+    // Unknown conversation.
+    let response = server
+        .platform(
+            Method::POST,
+            &format!("/conversations/{}/content", Uuid::new_v4()),
+        )
+        .header("upload-content-type", "application/pdf")
+        .header("upload-content-length", "3000")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn five_megabytes_are_streamed_both_ways() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice"]).await;
+    let data = bytes(5 * 1024 * 1024 + 123);
+    let id = uploaded(&server, &alice, "application/octet-stream", &data).await;
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("application/octet-stream", &id, data.len()),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let message = json(response).await;
+    let url = message["parts"][0]["content"]["download_url"]
+        .as_str()
+        .unwrap();
+    let response = download(&server, url).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    let body = response.bytes().await.unwrap();
+    assert_eq!(Sha256::digest(&body), Sha256::digest(&data));
+}
+
+#[tokio::test]
+async fn a_restarted_upload_replaces_the_first() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice"]).await;
+    let response = request_upload(&server, &alice, "application/octet-stream", 4000).await;
+    let content = json(response).await;
+    let url = content["upload_url"].as_str().unwrap();
+    assert_eq!(
+        put(&server, url, "application/octet-stream", vec![1; 4000])
+            .await
+            .status(),
+        200
+    );
+    // Too large the second time: refused, and the first upload stays.
+    let response = put(&server, url, "application/octet-stream", vec![3; 4001]).await;
+    expect_error(response, 413, "invalid_request").await;
+    assert_eq!(
+        put(&server, url, "application/octet-stream", vec![2; 4000])
+            .await
+            .status(),
+        200
+    );
+    let id = content["id"].as_str().unwrap();
+    let message = json(
+        send_as(
+            &server,
+            &alice,
+            &conversation,
+            rich_part("application/octet-stream", id, 4000),
+        )
+        .await,
+    )
+    .await;
+    let response = download(
+        &server,
+        message["parts"][0]["content"]["download_url"]
+            .as_str()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.bytes().await.unwrap().to_vec(), vec![2; 4000]);
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_keep_nothing() {
+    let server = TestServer::start_with(&[("LAYER__CONTENT__MAX_BYTES", "100000")]).await;
+    let alice = server.session_for("alice").await;
+
+    // Missing or malformed headers; too large for the server.
+    let response = server
+        .as_session(&alice, Method::POST, "/content")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 400, "invalid_request").await;
+    expect_error(
+        request_upload(&server, &alice, "not a type", 10).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    expect_error(
+        request_upload(&server, &alice, "image/png", 100_001).await,
+        413,
+        "invalid_request",
+    )
+    .await;
+    // Without a session.
+    let response = server
+        .client(Method::POST, "/content")
+        .header("upload-content-type", "image/png")
+        .header("upload-content-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let content = json(request_upload(&server, &alice, "image/png", 3000).await).await;
+    let url = content["upload_url"].as_str().unwrap().to_owned();
+    let id: Uuid = uuid_of(content["id"].as_str().unwrap()).parse().unwrap();
+
+    // Larger than declared.
+    let response = put(&server, &url, "image/png", bytes(3001)).await;
+    let error = expect_error(response, 413, "invalid_request").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored"),
+        "{error}"
+    );
+    // The wrong type.
+    let response = put(&server, &url, "text/plain", bytes(3000)).await;
+    expect_error(response, 415, "invalid_request").await;
+    let record = server
+        .store
+        .content(server.app_id, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.uploaded_at, None);
+    let object = server
+        .db
+        .data_dir()
+        .join("content")
+        .join(server.app_id.to_string())
+        .join(id.to_string());
+    assert!(!object.exists(), "no object after failed uploads");
+
+    // Forged, altered and expired signatures.
+    let forged = url.replace("signature=", "signature=00");
+    expect_error(
+        put(&server, &forged, "image/png", bytes(3000)).await,
+        403,
+        "access_denied",
+    )
+    .await;
+    let other_id = url.replace(&id.to_string(), &Uuid::new_v4().to_string());
+    expect_error(
+        put(&server, &other_id, "image/png", bytes(3000)).await,
+        403,
+        "access_denied",
+    )
+    .await;
+    let bare = url.split('?').next().unwrap();
+    expect_error(
+        put(&server, bare, "image/png", bytes(3000)).await,
+        403,
+        "access_denied",
+    )
+    .await;
+    let signer = signer(&server);
+    let past = Timestamp::from_millis(Timestamp::now().millis() - 1000);
+    let expired = format!(
+        "{}/content-uploads/{id}?{}",
+        server.base,
+        signer.query(Purpose::Upload, server.app_id, id, past.unix_seconds())
+    );
+    expect_error(
+        put(&server, &expired, "image/png", bytes(3000)).await,
+        403,
+        "access_denied",
+    )
+    .await;
+    // A download URL does not upload, and vice versa.
+    let as_download = url.replace("/content-uploads/", "/content-downloads/");
+    expect_error(download(&server, &as_download).await, 403, "access_denied").await;
+
+    // The genuine URL still works afterwards.
+    assert_eq!(
+        put(&server, &url, "image/png", bytes(3000)).await.status(),
+        200
+    );
+    assert!(object.exists());
+}
+
+/// The signer of the server (its secret was generated into the data directory).
+fn signer(server: &TestServer) -> UrlSigner {
+    let settings = server.db.settings(&[]);
+    UrlSigner::load(&settings.content.signing_secret, &settings.data_dir).unwrap()
+}
+
+#[tokio::test]
+async fn content_of_another_user_or_app_cannot_be_referenced() {
+    let server = TestServer::start().await;
+    let (alice, bob) = (
+        server.session_for("alice").await,
+        server.session_for("bob").await,
+    );
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let bobs = uploaded(&server, &bob, "image/png", &bytes(3000)).await;
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &bobs, 3000),
+    )
+    .await;
+    let error = expect_error(response, 422, "invalid_property").await;
+    assert_eq!(error["data"]["property"], "parts[0].content");
+    // Unknown ids read the same.
+    let unknown = format!("layer:///content/{}", Uuid::new_v4());
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &unknown, 3000),
+    )
+    .await;
+    assert_eq!(json(response).await["message"], error["message"]);
+    // The Platform API cannot send a user's content as the app either.
+    let response = server
+        .post_message(&conversation, json!({"sender": {"name": "x"}, "parts": [{"mime_type": "image/png", "content": {"id": bobs}}]}))
+        .await;
+    expect_error(response, 422, "invalid_property").await;
+    // ... but it can send it as its owner.
+    let response = server
+        .post_message(&conversation, json!({"sender": {"user_id": "bob"}, "parts": [{"mime_type": "image/png", "content": {"id": bobs}}]}))
+        .await;
+    assert_eq!(response.status(), 201);
+
+    // Another app's uploaded content, even with the same user id.
+    let other = layer_server::admin::create_app(&*server.store, None, "other")
+        .await
+        .unwrap();
+    let foreign = Content {
+        app_id: other.id,
+        id: Uuid::new_v4(),
+        owner_user_id: Some("alice".into()),
+        conversation_id: None,
+        content_type: "image/png".into(),
+        declared_size: 10,
+        size: Some(10),
+        sha256: Some("x".into()),
+        created_at: Timestamp::now(),
+        uploaded_at: Some(Timestamp::now()),
+    };
+    server.store.create_content(&foreign).await.unwrap();
+    let foreign_id = format!("layer:///content/{}", foreign.id);
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &foreign_id, 10),
+    )
+    .await;
+    expect_error(response, 422, "invalid_property").await;
+    let response = server
+        .as_session(&alice, Method::GET, &format!("/content/{}", foreign.id))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "not_found").await;
+    // Malformed ids.
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", "layer:///content/nope", 10),
+    )
+    .await;
+    expect_error(response, 422, "invalid_property").await;
+}
+
+#[tokio::test]
+async fn missing_data_in_the_store_is_a_clear_error() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice"]).await;
+    let id = uploaded(&server, &alice, "image/png", &bytes(3000)).await;
+    let message = json(
+        send_as(
+            &server,
+            &alice,
+            &conversation,
+            rich_part("image/png", &id, 3000),
+        )
+        .await,
+    )
+    .await;
+    let object = server
+        .db
+        .data_dir()
+        .join("content")
+        .join(server.app_id.to_string())
+        .join(uuid_of(&id));
+    std::fs::remove_file(&object).unwrap();
+    let response = download(
+        &server,
+        message["parts"][0]["content"]["download_url"]
+            .as_str()
+            .unwrap(),
+    )
+    .await;
+    let error = expect_error(response, 404, "not_found").await;
+    assert!(
+        error["message"].as_str().unwrap().contains("missing"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn unreferenced_content_is_collected_after_its_time() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice"]).await;
+    let sent = uploaded(&server, &alice, "image/png", &bytes(3000)).await;
+    assert_eq!(
+        send_as(
+            &server,
+            &alice,
+            &conversation,
+            rich_part("image/png", &sent, 3000)
+        )
+        .await
+        .status(),
+        201
+    );
+    let unsent = uploaded(&server, &alice, "image/png", &bytes(3000)).await;
+    let pending = json(request_upload(&server, &alice, "image/png", 10).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let settings = server.db.settings(&[]);
+    let storage = Storage::open(&settings).unwrap();
+    let ttl = settings.content.unreferenced_ttl_secs;
+    // Not yet: everything is younger than the time allowed.
+    assert_eq!(
+        collect_garbage(&server.store, &storage, Timestamp::now(), ttl)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = Timestamp::now().plus_secs(ttl + 1);
+    assert_eq!(
+        collect_garbage(&server.store, &storage, later, ttl)
+            .await
+            .unwrap(),
+        2
+    );
+
+    let exists = |id: &str| {
+        server
+            .db
+            .data_dir()
+            .join("content")
+            .join(server.app_id.to_string())
+            .join(uuid_of(id))
+            .exists()
+    };
+    assert!(exists(&sent));
+    assert!(!exists(&unsent));
+    for (id, kept) in [(&sent, true), (&unsent, false), (&pending, false)] {
+        let record = server
+            .store
+            .content(server.app_id, uuid_of(id).parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(record.is_some(), kept, "{id}");
+    }
+    // A collected content's upload URL and id are dead.
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        rich_part("image/png", &unsent, 3000),
+    )
+    .await;
+    expect_error(response, 422, "invalid_property").await;
+}
