@@ -638,17 +638,21 @@ async function run(sdk) {
   // -------------------------------------------------------------------------------------------
   // Sessions: re-authentication after a 401, restore, logout
 
-  await check('session: revoked server-side -> REST 401 with nonce -> challenge -> new session -> query re-runs', async () => {
+  await check('session: revoked server-side -> socket closed / REST 401 with nonce -> challenge -> new session -> query re-runs', async () => {
     need(authenticated || null, 'auth');
     const oldToken = client.sessionToken;
     const before = challenges.length;
-    expectStatus(await platform.delete(`/users/${encodeURIComponent(ALICE)}/sessions`), 204, 'Platform DELETE sessions');
-    const r = await clientApi(cfg.url, api.version, oldToken).get('/conversations');
-    eq(r.status, 401, 'status with the revoked token');
+    // Listen first: revoking also closes the client's WebSocket, and its reconnect probe
+    // (validateConnectionForWebsocket -> 401 + nonce) may deauthenticate the client before
+    // any REST call does.
     const events = Promise.all([
       waitEvent(client, 'deauthenticated'),
       waitEvent(client, 'ready', { failOn: ['authenticated-error'] }),
     ]);
+    events.catch(() => {}); // awaited below; this only keeps an early failure from being unhandled
+    expectStatus(await platform.delete(`/users/${encodeURIComponent(ALICE)}/sessions`), 204, 'Platform DELETE sessions');
+    const r = await clientApi(cfg.url, api.version, oldToken).get('/conversations');
+    eq(r.status, 401, 'status with the revoked token');
     const query = newQuery({ model: api.Query.Conversation, paginationWindow: 10 });
     try {
       await events;
