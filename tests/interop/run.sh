@@ -12,7 +12,13 @@
 #   5. web_xdk.js        the Client API through npm @layerhq/web-xdk 4.0.6 (API 3.0) in Node, against
 #                        a second server on the same database whose public URL is
 #                        https://api.layer.com (X only accepts https object URLs; README.md)
-# stop the server (SIGTERM), and print a summary. Exits non-zero if any suite failed.
+# Each SDK suite runs alice's SDK in the suite's process and bob's SDK in a forked peer, both on
+# one server. On Postgres the two SDK suites then run again on two nodes: two server processes on
+# different ports sharing the database (for X two more, both with the https public URL), alice's
+# client on node A and bob's (the peer) on node B, so every real-time check crosses the nodes
+# through LISTEN/NOTIFY. The suites print a LATENCY line (median/p99 of message.send() -> the
+# other user's messages:add, 200 messages one at a time); the summary repeats them.
+# stop the servers (SIGTERM), and print a summary. Exits non-zero if any suite failed.
 # The SDK suites act as the apps' identity provider: an RSA key pair made in Node
 # (`node sdk_common.js keygen`) is registered for their apps with `layer-server key add` before
 # the server starts, and they sign the identity tokens themselves.
@@ -29,6 +35,9 @@
 #   LAYER_INTEROP_KEEP=1     keep the temp dirs (server logs, suite output) for inspection
 #   LAYER_INTEROP_SUITES     run only these suites (space/comma separated; default: all):
 #                            layer-api layer-api-specs LayerClient websdk web-xdk
+#   LAYER_INTEROP_NODES      1 | 2 | both: node counts for the SDK suites on Postgres (default both;
+#                            SQLite always runs one node)
+#   LAYER_INTEROP_LATENCY_N  messages in the latency measurement (default 200)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,6 +67,12 @@ both) BACKENDS="sqlite postgres" ;;
 *) die "LAYER_INTEROP_BACKEND must be sqlite, postgres or both, not '$BACKENDS'" ;;
 esac
 PG_ADMIN_URL=${LAYER_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+case ${LAYER_INTEROP_NODES:-both} in
+1) PG_NODES=1 ;;
+2) PG_NODES=2 ;;
+both) PG_NODES="1 2" ;;
+*) die "LAYER_INTEROP_NODES must be 1, 2 or both, not '$LAYER_INTEROP_NODES'" ;;
+esac
 
 ALL_SUITES="layer-api layer-api-specs LayerClient websdk web-xdk"
 SUITES=" $(tr ',' ' ' <<<"${LAYER_INTEROP_SUITES:-$ALL_SUITES}") "
@@ -104,6 +119,8 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/layer-interop.XXXXXX")
 SERVER_PID=
 XDK_SERVER_PID=
+B_SERVER_PID=
+XDK_B_SERVER_PID=
 PG_DB=
 
 psql_admin() { psql -X -q -w -v ON_ERROR_STOP=1 "$PG_ADMIN_URL" "$@"; }
@@ -138,6 +155,8 @@ drop_pg_db() {
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+    stop_server XDK_B_SERVER_PID || true
+    stop_server B_SERVER_PID || true
     stop_server XDK_SERVER_PID || true
     stop_server || true
     drop_pg_db
@@ -183,15 +202,15 @@ register_key() {
     IDP_ENV="LAYER_IDP_PRIVATE_KEY=$dir/idp-private.pem LAYER_IDP_KEY_ID=$kid LAYER_IDP_PROVIDER_ID=$iss"
 }
 
-# start_server DIR DBURL [NAME [PUBLIC_URL]]: starts `serve` on 127.0.0.1:0 and waits until
-# /readyz answers 200; sets SERVER_PID and BASE_URL. The bound address comes from the "listening"
-# log line. NAME names the log files (default server; any other name is the second server, whose
-# pid goes to XDK_SERVER_PID instead); PUBLIC_URL is the base of the URLs the server renders
-# (default: http://<bound address>).
+# start_server DIR DBURL [NAME [PUBLIC_URL [PIDVAR]]]: starts `serve` on 127.0.0.1:0 and waits
+# until /readyz answers 200; sets the pid variable and BASE_URL. The bound address comes from the
+# "listening" log line. NAME names the log files (default server); PUBLIC_URL is the base of the
+# URLs the server renders (default: http://<bound address>); PIDVAR is the variable that gets the
+# pid (default SERVER_PID for NAME server, XDK_SERVER_PID for any other name).
 start_server() {
     local dir=$1 db=$2 name=${3:-server} public=${4:-} addr='' deadline=$((SECONDS + 60))
-    local log=$dir/$name.log pidvar=SERVER_PID pid
-    [[ $name == server ]] || pidvar=XDK_SERVER_PID
+    local log=$dir/$name.log pidvar=${5:-SERVER_PID} pid
+    [[ -n ${5:-} || $name == server ]] || pidvar=XDK_SERVER_PID
     env DATABASE_URL="$db" LAYER__DATA_DIR="$dir" LAYER__HTTP__BIND=127.0.0.1:0 \
         LAYER__BOOTSTRAP__DEV_APP=false LAYER__LOG__FORMAT=json ${public:+LAYER__HTTP__PUBLIC_URL=$public} \
         RUST_LOG="${RUST_LOG:-info},layer_server::server=info" "$BIN" serve >"$dir/$name.stdout" 2>"$log" &
@@ -220,9 +239,10 @@ run_suite() {
     shift 4
     echo
     log "--- $label"
-    env LAYER_INTEROP_URL="$BASE_URL" LAYER_APP_ID="$app" LAYER_TOKEN="$token" \
+    env LAYER_INTEROP_URL="$BASE_URL" LAYER_APP_ID="$app" LAYER_TOKEN="$token" LAYER_INTEROP_BACKEND_NAME="$CURRENT_BACKEND" \
         NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" \
         "$@" 2>&1 | tee "$out" || rc=$?
+    grep '^LATENCY ' "$out" >>"$LATENCY" || true
     line=$(grep '^RESULT ' "$out" | tail -n 1 || true)
     if [[ -z $line ]]; then
         # No RESULT line: the suite crashed before it could count. Count that as one failure.
@@ -241,6 +261,7 @@ run_suite() {
 # run_backend NAME: one complete round on a fresh database.
 run_backend() {
     local backend=$1 dir=$WORK/$1 db
+    CURRENT_BACKEND=$backend
     mkdir -p "$dir"
     if [[ $backend == postgres ]]; then
         PG_DB=layer_test_interop_$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
@@ -300,26 +321,52 @@ p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2
         run_suite "[$backend] LayerClient" "$dir/layer_client.out" "$py_app" "$py_token" \
             .venv/bin/python layer_client.py
     fi
-    if want websdk; then
-        # shellcheck disable=SC2086 # w_idp is a list of VAR=value words without spaces
-        run_suite "[$backend] websdk" "$dir/websdk.out" "$w_app" "$w_token" env $w_idp node websdk.js
-    fi
-    if want web-xdk; then
-        # X needs https:// object URLs: a second server on the same database renders
-        # https://api.layer.com, the URL X is given; its requests are redirected to the server.
-        local main_url=$BASE_URL
-        start_server "$dir" "$db" server-https https://api.layer.com
-        log "second server (public URL https://api.layer.com) ready at $BASE_URL (pid $XDK_SERVER_PID)"
-        # shellcheck disable=SC2086
-        run_suite "[$backend] web-xdk" "$dir/web_xdk.out" "$x_app" "$x_token" \
-            env $x_idp LAYER_SDK_URL=https://api.layer.com node web_xdk.js
-        local xrc=0
-        stop_server XDK_SERVER_PID || xrc=$?
-        BASE_URL=$main_url
-        if ((xrc != 0)); then
-            echo "$backend second server|0|1|0|0|1|did not exit cleanly on SIGTERM (exit $xrc)" >>"$RESULTS"
+    local nodes_list=1 nodes main_url=$BASE_URL b_url='' x_url='' xb_url='' label xrc
+    [[ $backend != postgres ]] || nodes_list=$PG_NODES
+    for nodes in $nodes_list; do
+        label="[$backend] "
+        ((nodes == 1)) || label="[$backend] 2 nodes: "
+        if ((nodes == 2)) && want websdk; then
+            # Node B: a second server on the same database; bob's SDK (the forked peer) uses it.
+            start_server "$dir" "$db" server-b '' B_SERVER_PID
+            b_url=$BASE_URL
+            BASE_URL=$main_url
+            log "node B ready at $b_url (pid $B_SERVER_PID); alice on node A $main_url"
         fi
-    fi
+        if want websdk; then
+            # shellcheck disable=SC2086 # w_idp is a list of VAR=value words without spaces
+            run_suite "${label}websdk" "$dir/websdk-$nodes.out" "$w_app" "$w_token" \
+                env $w_idp ${b_url:+LAYER_PEER_URL=$b_url} node websdk.js
+        fi
+        if want web-xdk; then
+            # X needs https:// object URLs: a second server on the same database renders
+            # https://api.layer.com, the URL X is given; its requests are redirected to the server.
+            # On two nodes, node B renders the same public URL and bob's requests go there.
+            if [[ -z $x_url ]]; then
+                start_server "$dir" "$db" server-https https://api.layer.com
+                x_url=$BASE_URL
+                log "server with public URL https://api.layer.com ready at $x_url (pid $XDK_SERVER_PID)"
+            fi
+            if ((nodes == 2)); then
+                start_server "$dir" "$db" server-https-b https://api.layer.com XDK_B_SERVER_PID
+                xb_url=$BASE_URL
+                log "node B with public URL https://api.layer.com ready at $xb_url (pid $XDK_B_SERVER_PID)"
+            fi
+            BASE_URL=$x_url
+            # shellcheck disable=SC2086
+            run_suite "${label}web-xdk" "$dir/web_xdk-$nodes.out" "$x_app" "$x_token" \
+                env $x_idp LAYER_SDK_URL=https://api.layer.com ${xb_url:+LAYER_PEER_URL=$xb_url} node web_xdk.js
+            BASE_URL=$main_url
+        fi
+    done
+    for pidvar in XDK_B_SERVER_PID XDK_SERVER_PID B_SERVER_PID; do
+        xrc=0
+        [[ -n ${!pidvar} ]] || continue
+        stop_server "$pidvar" || xrc=$?
+        if ((xrc != 0)); then
+            echo "$backend server ($pidvar)|0|1|0|0|1|did not exit cleanly on SIGTERM (exit $xrc)" >>"$RESULTS"
+        fi
+    done
 
     local rc=0
     stop_server || rc=$?
@@ -330,7 +377,9 @@ p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2
 }
 
 RESULTS=$WORK/results
+LATENCY=$WORK/latency
 : >"$RESULTS"
+: >"$LATENCY"
 for backend in $BACKENDS; do
     run_backend "$backend"
 done
@@ -357,5 +406,9 @@ for backend in $BACKENDS; do
     echo "[$backend] $summary"
 done
 echo "(skipped = known failures from known_failures.txt, reported as XFAIL)"
+if [[ -s $LATENCY ]]; then
+    echo "send-to-receive latency (alice's message.send() -> bob's messages:add, one message at a time):"
+    sed 's/^LATENCY /  /' "$LATENCY"
+fi
 echo "interop: $all_passed passed, $((all_failed + all_xpass)) failed, $all_xfail skipped"
 exit "$failed_any"

@@ -263,8 +263,8 @@ function expectStatus(r, expected, what) {
 
 /** Default deadline for anything the server answers locally. */
 const TIMEOUT_MS = 5000;
-/** Deadline for what needs the WebSocket (not implemented yet: these checks are XFAIL). */
-const REALTIME_TIMEOUT_MS = 2000;
+/** Deadline for what travels over the WebSocket (a change, a signal, a replay). */
+const REALTIME_TIMEOUT_MS = 3000;
 
 /**
  * Resolves with the first `event` of an SDK object (Backbone-style on/off) for which `filter`
@@ -307,9 +307,10 @@ function waitEvent(target, event, { filter = () => true, timeout = TIMEOUT_MS, w
 
 /**
  * Resolves once `condition()` is truthy, re-checking whenever one of `events` ([target, name]
- * pairs) fires; rejects after `timeout` ms with the last state `describe()` gives.
+ * pairs) fires (`onEvent(evt)` sees each such event first); rejects after `timeout` ms with the
+ * last state `describe()` gives.
  */
-function waitUntil(condition, events, { timeout = TIMEOUT_MS, what = 'a condition', describe } = {}) {
+function waitUntil(condition, events, { timeout = TIMEOUT_MS, what = 'a condition', describe, onEvent } = {}) {
   return new Promise((resolve, reject) => {
     const ctx = {};
     let timer;
@@ -339,7 +340,16 @@ function waitUntil(condition, events, { timeout = TIMEOUT_MS, what = 'a conditio
       const state = describe ? `; last state: ${oneLine(describe(), 300)}` : '';
       reject(new Error(`timed out after ${timeout} ms waiting for ${what}${state}`));
     }, timeout);
-    for (const [target, name] of events) target.on(name, () => setImmediate(test), ctx);
+    for (const [target, name] of events) {
+      target.on(
+        name,
+        (evt) => {
+          if (onEvent) onEvent(evt);
+          setImmediate(test);
+        },
+        ctx,
+      );
+    }
   });
 }
 

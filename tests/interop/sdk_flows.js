@@ -3,18 +3,22 @@
 // @layerhq/web-xdk 4.0.6, API 3.0) against a running layer-server, through the SDKs' public
 // model methods, checking the outcome on the server with raw REST / Platform API requests.
 //
-// Users: alice is the SDK user; bob is driven with raw Client API requests (he creates the
-// conversations and messages the flows need: creates go over the WebSocket in the SDKs, which
-// the server does not serve yet); carol (a user id with '.' and '@'), dave and erin exist through
-// the Platform API. Every id carries a per-run tag, so re-runs against one app do not collide.
+// Users: alice is the SDK user; bob is driven with raw Client API requests for the seed data
+// (the REST flows check what the SDK does against state made independently of it) and, for the
+// real-time checks, also runs his own SDK client in a forked peer process (W keeps one client per
+// appId per process, X is a singleton; peer() below), on the second node when run.sh runs two
+// (LAYER_PEER_URL); carol (a user id with '.' and '@'), dave and erin exist through the Platform
+// API. Every id carries a per-run tag, so re-runs against one app do not collide.
 //
-// Checks that need the WebSocket are listed in known_failures.txt and wait at most
-// REALTIME_TIMEOUT_MS; they run last, on their own client, because the SDKs queue WebSocket
-// requests in the same sequential queue as REST mutations (client-wire-protocol.md §0.11).
+// The real-time checks wait at most REALTIME_TIMEOUT_MS for what travels over the WebSocket; they
+// run last, on their own client, because the SDKs queue WebSocket requests in the same sequential
+// queue as REST mutations (client-wire-protocol.md §0.11).
 
 const { fork } = require('node:child_process');
 const crypto = require('node:crypto');
 const assert = require('node:assert');
+const { isDeepStrictEqual } = require('node:util');
+const { performance } = require('node:perf_hooks');
 const { runner, need, oneLine } = require('./common');
 const {
   sdkConfig,
@@ -81,7 +85,8 @@ async function run(sdk) {
   const syncLog = []; // every sync:success / sync:error of the current client's SyncManager
 
   const via = cfg.sdkUrl === cfg.url ? '' : ` as ${cfg.sdkUrl}`;
-  console.log(`${sdk.suite} ${sdk.sdkVersion} against ${cfg.url}${via} (app ${cfg.appId}, run ${tag})`);
+  const peerVia = process.env.LAYER_PEER_URL ? `; bob's SDK on a second node, ${process.env.LAYER_PEER_URL}` : '';
+  console.log(`${sdk.suite} ${sdk.sdkVersion} against ${cfg.url}${via}${peerVia} (app ${cfg.appId}, run ${tag})`);
   // An exception the SDK throws inside one of its own callbacks must not end the suite: the
   // check waiting on it times out and fails instead.
   process.on('uncaughtException', (err) => console.error(`uncaught exception (inside the SDK?): ${err && err.stack}`));
@@ -805,34 +810,301 @@ async function run(sdk) {
   });
 
   // A second SDK user in a forked process (W keeps one client per appId per process, X is a
-  // singleton): bob's SDK must hear about a message posted to his conversation in real time.
+  // singleton): bob's own SDK client, on the second node when run.sh runs two (LAYER_PEER_URL).
+  // What bob's SDK sees comes back over IPC: every messages:add with its time, and the results of
+  // the calls below (peer() documents them).
   let peerProc;
-  await check('peer: a second SDK user in a forked process authenticates (ready)', async () => {
-    need(bob, 'bob');
-    peerProc = fork(process.argv[1], ['--peer'], {
-      env: { ...process.env, LAYER_PEER_USER: BOB, LAYER_PEER_PROFILE: JSON.stringify(profile('bob')) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const peerSeen = new Map(); // message id -> when bob's SDK fired messages:add for it
+  let peerSeq = 0;
+  const peerUp = () => need(peerProc && peerProc.connected ? peerProc : null, 'the peer');
+  /** Calls an op of the peer (see peer()) and resolves with its result. */
+  async function peerCall(op, args = {}, timeout = REALTIME_TIMEOUT_MS + 2000) {
+    const seq = ++peerSeq;
+    const answer = peerMessage(peerProc, (m) => m.type === 'result' && m.seq === seq, timeout, `the peer's ${op}`);
+    peerProc.send({ type: 'call', seq, op, args });
+    const r = await answer;
+    if (!r.ok) throw new Error(`peer ${op}: ${r.error}`);
+    return r.value;
+  }
+  /** Resolves with the time bob's SDK fired messages:add for message `id`. */
+  function peerHas(id, timeout = REALTIME_TIMEOUT_MS) {
+    if (peerSeen.has(id)) return Promise.resolve(peerSeen.get(id));
+    const p = peerMessage(peerProc, (m) => m.type === 'message' && m.id === id, timeout, `messages:add of ${id} on bob's client`).then(
+      (m) => m.at,
+    );
+    p.catch(() => {}); // awaited by the caller; keeps an early failure from being unhandled
+    return p;
+  }
+  const changedProps = (evt) => (evt.changes ? evt.changes.map((ch) => ch.property) : [evt.property]);
+  /** Waits until `condition()` after a `<type>:change` of `property` on the object `id` on alice's client. */
+  function aliceSeesChange(type, id, property, condition, what) {
+    let changed = false;
+    const p = waitUntil(() => changed && condition(), [[client, `${type}:change`]], {
+      timeout: REALTIME_TIMEOUT_MS,
+      what,
+      describe: () => ({ changed }),
+      onEvent: (evt) => {
+        if (evt.target && evt.target.id === id && changedProps(evt).includes(property)) changed = true;
+      },
     });
+    p.catch(() => {}); // awaited by the caller
+    return p;
+  }
+  /** Alice's SDK sends a text message to `c` and waits for messages:sent. */
+  async function aliceSends(c, text) {
+    const m = api.newMessage(c, [{ mimeType: 'text/plain', body: text }]);
+    const sent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
+    m.send();
+    await sent;
+    return m;
+  }
+
+  await check('peer: a second SDK user in a forked process authenticates (ready) and opens its WebSocket', async () => {
+    need(bob, 'bob');
+    const env = { ...process.env, LAYER_PEER_USER: BOB, LAYER_PEER_PROFILE: JSON.stringify(profile('bob')) };
+    if (process.env.LAYER_PEER_URL) env.LAYER_INTEROP_URL = process.env.LAYER_PEER_URL;
+    peerProc = fork(process.argv[1], ['--peer'], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.add(peerProc);
     peerProc.on('exit', () => children.delete(peerProc));
-    const msg = await peerMessage(peerProc, (m) => m.type === 'ready' || m.type === 'error', 10000);
+    peerProc.on('message', (m) => {
+      if (m.type === 'message' && !peerSeen.has(m.id)) peerSeen.set(m.id, m.at);
+    });
+    const msg = await peerMessage(peerProc, (m) => m.type === 'ready' || m.type === 'error', 10000, 'the peer to be ready');
     if (msg.type === 'error') throw new Error(`peer: ${msg.error}`);
     eq(msg.userId, BOB, 'peer user');
   });
 
   await check('realtime: the peer SDK receives a new message in its conversation (messages:add)', async () => {
-    need(peerProc && peerProc.connected ? peerProc : null, 'the peer');
+    peerUp();
     needSocket();
     const id = newId('messages');
-    peerProc.send({ type: 'watch', id });
-    const heard = peerMessage(peerProc, (m) => m.type === 'message' && m.id === id, REALTIME_TIMEOUT_MS);
-    heard.catch(() => {}); // awaited below; keeps an early failure from being unhandled
+    const heard = peerHas(id);
     expectStatus(
       await aliceApi().post(`/conversations/${uuidOf(conv[0])}/messages`, { id, parts: [part(id, 'text/plain', `hi bob ${tag}`)] }),
       201,
       'alice (raw REST) posts a message',
     );
     await heard;
+  });
+
+  const BOB_ID = identityId(BOB);
+  let rt; // alice + bob, created by alice's SDK below
+  await check("realtime: a conversation alice's SDK creates appears on bob's client (conversations:add)", async () => {
+    peerUp();
+    needSocket();
+    const c = client.createConversation({ participants: [BOB], distinct: false, metadata: { topic: `rt ${tag}` } });
+    await peerCall('arm', { key: 'add', kind: 'conversationAdd', id: c.id });
+    const sent = waitEvent(c, 'conversations:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['conversations:sent-error'], what: 'conversations:sent' });
+    c.send();
+    await sent;
+    const r = await peerCall('await', { key: 'add' });
+    ok(!r.already, 'bob did not have it before', r);
+    const seen = await peerCall('loadConversation', { id: c.id });
+    eq(seen.participants, [ALICE, BOB].sort(), "participants on bob's client");
+    eq(seen.metadata, { topic: `rt ${tag}` }, "metadata on bob's client");
+    rt = c;
+  });
+  const needRt = () => need(rt, 'the conversation alice created');
+
+  let aliceMsg;
+  await check("realtime: alice's message.send() appears on bob's client (messages:add)", async () => {
+    peerUp();
+    needRt();
+    const m = api.newMessage(rt, [{ mimeType: 'text/plain', body: `hello bob ${tag}` }]);
+    const heard = peerHas(m.id);
+    m.send();
+    await heard;
+    aliceMsg = m;
+  });
+
+  await check("realtime: bob's message.send() appears on alice's client (messages:add)", async () => {
+    peerUp();
+    needRt();
+    const { id } = await peerCall('send', { conversationId: rt.id, text: `hello alice ${tag}` });
+    await waitUntil(() => client.getMessage(id), [[client, 'messages:add']], { timeout: REALTIME_TIMEOUT_MS, what: `messages:add of ${id}` });
+    const m = client.getMessage(id);
+    eq(m.sender.userId, BOB, 'sender.userId');
+    eq(api.parts(m).map((p) => p.body), [`hello alice ${tag}`], 'part bodies');
+  });
+
+  await check("realtime: bob's read receipt shows on alice's message (messages:change recipientStatus read, readStatus ALL)", async () => {
+    peerUp();
+    need(aliceMsg, "alice's message");
+    const read = aliceSeesChange(
+      'messages',
+      aliceMsg.id,
+      'recipientStatus',
+      () => aliceMsg.recipientStatus[BOB_ID] === 'read',
+      "bob's read receipt on alice's message",
+    );
+    await peerCall('read', { id: aliceMsg.id });
+    await read;
+    eq(aliceMsg.readStatus, 'ALL', 'readStatus');
+  });
+
+  await check("realtime: bob's markAllMessagesAsRead() -> alice gets the Conversation.mark_all_read operation, her messages read by bob", async () => {
+    peerUp();
+    needRt();
+    const ms = [];
+    for (let i = 0; i < 2; i++) {
+      const m = await aliceSends(rt, `read them all ${i} ${tag}`);
+      await peerHas(m.id);
+      ms.push(m);
+    }
+    const operations = [];
+    const onPacket = (evt) => {
+      if (evt.data && evt.data.type === 'operation') operations.push(evt.data.body);
+    };
+    const ctx = {};
+    client.socketManager.on('message', onPacket, ctx);
+    try {
+      const done = waitUntil(
+        () =>
+          operations.some((o) => o.method === 'Conversation.mark_all_read' && o.object && o.object.id === rt.id) &&
+          ms.every((m) => m.recipientStatus[BOB_ID] === 'read'),
+        [[client.socketManager, 'message'], [client, 'messages:change']],
+        {
+          timeout: REALTIME_TIMEOUT_MS,
+          what: 'the mark_all_read operation and read statuses',
+          describe: () => ({ operations, status: ms.map((m) => m.recipientStatus[BOB_ID]) }),
+        },
+      );
+      done.catch(() => {});
+      await peerCall('markAllRead', { conversationId: rt.id, lastId: ms[1].id });
+      await done;
+      const op = operations.find((o) => o.method === 'Conversation.mark_all_read');
+      eq(op.data && op.data.identity && op.data.identity.id, BOB_ID, 'operation data.identity.id');
+      ok(typeof op.data.position === 'number', 'operation data.position', op.data);
+    } finally {
+      client.socketManager.off(null, null, ctx);
+    }
+  });
+
+  await check("realtime: alice's setMetadataProperties -> conversations:change (metadata) on bob's client", async () => {
+    peerUp();
+    needRt();
+    const expected = { topic: `rt ${tag}`, mood: 'sunny' };
+    await peerCall('arm', { key: 'meta', kind: 'conversationChange', id: rt.id, property: 'metadata', expected });
+    rt.setMetadataProperties({ mood: 'sunny' });
+    await peerCall('await', { key: 'meta' });
+  });
+
+  await check("realtime: bob's setMetadataProperties -> conversations:change (metadata) on alice's client", async () => {
+    peerUp();
+    needRt();
+    const expected = { topic: `rt ${tag}`, mood: 'sunny', by: { bob: 'yes' } };
+    const changed = aliceSeesChange('conversations', rt.id, 'metadata', () => isDeepStrictEqual(rt.metadata, expected), "bob's metadata patch");
+    await peerCall('setMetadata', { conversationId: rt.id, props: { 'by.bob': 'yes' } });
+    await changed;
+  });
+
+  await check("realtime: alice's addParticipants(carol) -> conversations:change (participants) on bob's client", async () => {
+    peerUp();
+    needRt();
+    const expected = [ALICE, BOB, CAROL].sort();
+    await peerCall('arm', { key: 'add-p', kind: 'conversationChange', id: rt.id, property: 'participants', expected });
+    rt.addParticipants([CAROL]);
+    await peerCall('await', { key: 'add-p' });
+  });
+
+  await check("realtime: alice's removeParticipants(carol) -> conversations:change (participants) on bob's client", async () => {
+    peerUp();
+    needRt();
+    const expected = [ALICE, BOB].sort();
+    await peerCall('arm', { key: 'remove-p', kind: 'conversationChange', id: rt.id, property: 'participants', expected });
+    rt.removeParticipants([CAROL]);
+    await peerCall('await', { key: 'remove-p' });
+  });
+
+  let publisher;
+  await check("realtime: alice's typing publisher 'started' -> bob's typing-indicator-change (alice typing in the conversation)", async () => {
+    peerUp();
+    needRt();
+    publisher = client.createTypingPublisher();
+    publisher.setConversation(rt);
+    await peerCall('arm', { key: 'typing', kind: 'typing', conversationId: rt.id, user: ALICE, state: 'started' });
+    publisher.setState('started');
+    const r = await peerCall('await', { key: 'typing' });
+    eq(r.typing, [ALICE], 'typing users');
+  });
+
+  await check("realtime: alice's typing publisher 'finished' -> bob's typing-indicator-change (nobody typing)", async () => {
+    peerUp();
+    need(publisher, 'the typing publisher');
+    try {
+      await peerCall('arm', { key: 'typing-end', kind: 'typing', conversationId: rt.id, user: ALICE, state: 'finished' });
+      publisher.setState('finished');
+      const r = await peerCall('await', { key: 'typing-end' });
+      eq([r.typing, r.paused], [[], []], 'typing and paused users');
+    } finally {
+      publisher.destroy();
+    }
+  });
+
+  await check("realtime: bob's socket drops, alice sends 3 messages, bob reconnects -> Event.replay delivers them before its response", async () => {
+    peerUp();
+    needRt();
+    const { lastTimestamp } = await peerCall('drop');
+    ok(lastTimestamp > 0, "bob's SDK knows the timestamp of the last packet (else it skips the replay)", lastTimestamp);
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await aliceSends(rt, `while you were away ${i} ${tag}`)).id);
+    ok(ids.every((id) => !peerSeen.has(id)), 'bob did not get them while disconnected');
+    const { packets } = await peerCall('reconnect', {}, 2 * REALTIME_TIMEOUT_MS + 2000);
+    const reqIdx = packets.findIndex((p) => p.dir === 'out' && p.packet.body && p.packet.body.method === 'Event.replay');
+    const req = packets[reqIdx];
+    const from = req.packet.body.data && req.packet.body.data.from_timestamp;
+    ok(typeof from === 'string' && Date.parse(from) <= lastTimestamp, 'from_timestamp: the last packet before the drop', from);
+    const respIdx = packets.findIndex((p) => p.dir === 'in' && p.packet.type === 'response' && p.packet.body.request_id === req.packet.body.request_id);
+    eq(packets[respIdx].packet.body.success, true, 'Event.replay success');
+    const replayed = packets
+      .slice(reqIdx, respIdx)
+      .filter((p) => p.dir === 'in' && p.packet.type === 'change' && p.packet.body.operation === 'create' && p.packet.body.object.type === 'Message')
+      .map((p) => p.packet.body.object.id);
+    for (const id of ids) ok(replayed.includes(id), `message ${id} replayed before the response`, replayed);
+    await Promise.all(ids.map((id) => peerHas(id)));
+  });
+
+  const LATENCY_N = Number(process.env.LAYER_INTEROP_LATENCY_N || 200);
+  await check(`latency: ${LATENCY_N} messages, one at a time, alice's message.send() -> bob's messages:add (measured, no threshold)`, async () => {
+    peerUp();
+    needRt();
+    const samples = [];
+    for (let i = 0; i < LATENCY_N; i++) {
+      const m = api.newMessage(rt, [{ mimeType: 'text/plain', body: `latency ${i} ${tag}` }]);
+      const heard = peerHas(m.id);
+      const t0 = now();
+      m.send();
+      samples.push((await heard) - t0);
+    }
+    samples.sort((a, b) => a - b);
+    const rank = (q) => samples[Math.min(samples.length - 1, Math.max(0, Math.ceil(q * samples.length) - 1))];
+    const nodes = process.env.LAYER_PEER_URL ? 2 : 1;
+    const backend = process.env.LAYER_INTEROP_BACKEND_NAME || '?';
+    console.log(
+      `LATENCY ${sdk.suite} backend=${backend} nodes=${nodes} n=${samples.length} ` +
+        `median=${rank(0.5).toFixed(1)}ms p99=${rank(0.99).toFixed(1)}ms min=${samples[0].toFixed(1)}ms max=${samples[samples.length - 1].toFixed(1)}ms`,
+    );
+  });
+
+  await check("realtime: alice's conversation.delete(all_participants) -> conversations:delete on bob's client", async () => {
+    peerUp();
+    needRt();
+    await peerCall('arm', { key: 'delete', kind: 'conversationDelete', id: rt.id });
+    await synced({ target: rt.id, method: 'DELETE' }, () => rt.delete(api.DELETION_MODE.ALL), { timeout: REALTIME_TIMEOUT_MS });
+    await peerCall('await', { key: 'delete' });
+  });
+
+  // Last: this revokes bob's raw REST session too.
+  await check("realtime: bob's sessions revoked on the server -> his SDK re-authenticates (challenge), the socket reopens, live messages arrive", async () => {
+    peerUp();
+    needSocket();
+    await peerCall('arm', { key: 'reauth', kind: 'reauth', timeout: 15000 });
+    expectStatus(await platform.delete(`/users/${encodeURIComponent(BOB)}/sessions`), 204, 'Platform DELETE bob sessions');
+    const r = await peerCall('await', { key: 'reauth' }, 17000);
+    eq(r.challenges, 1, 'challenges answered by bob');
+    ok(r.newToken, 'bob has a new session token', r);
+    const m = await aliceSends(await loadConversation(conv[0]), `after your re-auth ${tag}`);
+    await peerHas(m.id);
   });
 
   // -------------------------------------------------------------------------------------------
@@ -861,7 +1133,7 @@ async function run(sdk) {
 }
 
 /** The next IPC message of `child` matching `filter`, within `timeout` ms. */
-function peerMessage(child, filter, timeout) {
+function peerMessage(child, filter, timeout, what = 'the peer') {
   return new Promise((resolve, reject) => {
     const onMessage = (m) => {
       if (filter(m)) {
@@ -875,7 +1147,7 @@ function peerMessage(child, filter, timeout) {
     };
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`timed out after ${timeout} ms waiting for the peer`));
+      reject(new Error(`timed out after ${timeout} ms waiting for ${what}`));
     }, timeout);
     function cleanup() {
       clearTimeout(timer);
@@ -887,44 +1159,228 @@ function peerMessage(child, filter, timeout) {
   });
 }
 
+/** Wall-clock milliseconds with sub-millisecond precision, comparable between processes on one host. */
+const now = () => performance.timeOrigin + performance.now();
+
 /**
- * The forked peer: one SDK client for LAYER_PEER_USER. Tells the parent 'ready', then reports
- * every message it is told to watch for once the SDK has it (`messages:add`).
+ * The forked peer: one SDK client for LAYER_PEER_USER (bob), on LAYER_INTEROP_URL (run.sh points
+ * it at the second node when two run). Tells the parent 'ready'; then reports every message its
+ * SDK adds ({type: 'message', id, at}: `messages:add`, with the time it fired) and answers the
+ * parent's calls ({type: 'call', seq, op, args} -> {type: 'result', seq, ok, value | error}):
+ *   arm {key, kind, ...}   start waiting for an SDK event now (kinds in `conditions` below)
+ *   await {key}            resolve when that armed wait is satisfied (or fail on its deadline)
+ *   send, read, markAllRead, setMetadata, loadConversation   act through bob's SDK
+ *   drop / reconnect       close bob's WebSocket and hold the SDK's reconnect / let it reconnect
  */
 async function peer(sdk) {
   const cfg = sdkConfig();
   const idp = identityProvider(cfg.idp);
   const userId = process.env.LAYER_PEER_USER;
   const profile = JSON.parse(process.env.LAYER_PEER_PROFILE || '{}');
-  const watched = new Set();
-  const seen = new Set();
+  let api;
   let client;
-  const report = (id) => {
-    if (watched.has(id) && seen.has(id)) process.send({ type: 'message', id });
+  const armed = new Map(); // key -> promise
+  const packets = []; // {dir: 'in'|'out', at, packet} while recording (drop..reconnect)
+  let recording = false;
+  let challenges = 0;
+  let held = null; // the socket manager's _validateSessionBeforeReconnect while a drop holds it
+
+  const loadConversation = async (id) => {
+    const c = client.getConversation(id, true);
+    if (!c.isSaved()) await waitEvent(c, 'conversations:loaded', { failOn: ['conversations:loaded-error'] });
+    return c;
   };
-  process.on('message', (m) => {
-    if (m.type === 'watch') {
-      watched.add(m.id);
-      report(m.id);
-    } else if (m.type === 'exit') {
+  const participantIds = (c) => c.participants.map((p) => p.userId).sort();
+
+  // Each condition: () => promise that resolves once the SDK has done what the parent waits for.
+  const conditions = {
+    // A message id is in bob's client (messages:add, or already cached).
+    message: ({ id, timeout }) =>
+      waitUntil(() => client.getMessage(id), [[client, 'messages:add']], { timeout, what: `message ${id} on bob's client` }).then(
+        () => ({}),
+      ),
+    // conversations:add for a conversation id.
+    conversationAdd: ({ id, timeout }) =>
+      client.getConversation(id) && client.getConversation(id).isSaved()
+        ? Promise.resolve({ already: true })
+        : waitEvent(client, 'conversations:add', {
+            timeout,
+            filter: (evt) => evt.conversations.some((c) => c.id === id),
+            what: `conversations:add of ${id} on bob's client`,
+          }).then(() => ({ already: false })),
+    // conversations:change of `property` on a conversation, after which its value is `expected`
+    // (metadata object; participants: sorted user ids).
+    conversationChange: ({ id, property, expected, timeout }) => {
+      let changed = false;
+      const value = (c) => (property === 'participants' ? participantIds(c) : c[property]);
+      return waitUntil(
+        () => changed && isDeepStrictEqual(value(client.getConversation(id)), expected),
+        [[client, 'conversations:change']],
+        {
+          timeout,
+          what: `conversations:change (${property}) of ${id} on bob's client`,
+          describe: () => ({ changed, value: client.getConversation(id) && value(client.getConversation(id)) }),
+          onEvent: (evt) => {
+            if (evt.target && evt.target.id === id && evt.changes.some((ch) => ch.property === property)) changed = true;
+          },
+        },
+      ).then(() => ({}));
+    },
+    // conversations:delete (or the object destroyed) for a conversation id.
+    conversationDelete: ({ id, timeout }) =>
+      waitEvent(client, 'conversations:delete', {
+        timeout,
+        filter: (evt) => evt.target && evt.target.id === id,
+        what: `conversations:delete of ${id} on bob's client`,
+      }).then(() => ({})),
+    // typing-indicator-change for a conversation: `user` typing (started), paused, or neither (finished).
+    typing: ({ conversationId, user, state, timeout }) =>
+      waitEvent(client, 'typing-indicator-change', {
+        timeout,
+        what: `typing-indicator-change (${user} ${state}) on bob's client`,
+        filter: (evt) => {
+          if (evt.conversationId !== conversationId) return false;
+          const typing = evt.typing.map((i) => i.userId);
+          const paused = evt.paused.map((i) => i.userId);
+          if (state === 'started') return typing.includes(user);
+          if (state === 'paused') return paused.includes(user);
+          return !typing.includes(user) && !paused.includes(user);
+        },
+      }).then((evt) => ({ typing: evt.typing.map((i) => i.userId), paused: evt.paused.map((i) => i.userId) })),
+    // The session was revoked: the SDK re-authenticates (challenge, ready) and the socket reopens.
+    reauth: async ({ timeout }) => {
+      const before = challenges;
+      const oldToken = client.sessionToken;
+      const opts = { timeout, failOn: ['authenticated-error'] };
+      await waitEvent(client, 'ready', { ...opts, what: "bob's client to be ready again" });
+      if (!client.socketManager._isOpen()) {
+        await waitEvent(client.socketManager, 'connected', { timeout, what: "bob's socket to reopen" });
+      }
+      return { challenges: challenges - before, newToken: client.sessionToken !== oldToken };
+    },
+  };
+
+  const ops = {
+    arm: ({ key, kind, ...args }) => {
+      const p = conditions[kind]({ timeout: REALTIME_TIMEOUT_MS, ...args });
+      p.catch(() => {}); // awaited by 'await'
+      armed.set(key, p);
+      return {};
+    },
+    await: async ({ key }) => {
+      const p = armed.get(key);
+      armed.delete(key);
+      if (!p) throw new Error(`nothing armed as ${key}`);
+      return p;
+    },
+    loadConversation: async ({ id }) => {
+      const c = await loadConversation(id);
+      return { participants: participantIds(c), metadata: c.metadata };
+    },
+    send: async ({ conversationId, text }) => {
+      const c = await loadConversation(conversationId);
+      const m = api.newMessage(c, [{ mimeType: 'text/plain', body: text }]);
+      const sent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: "bob's messages:sent" });
+      m.send();
+      await sent;
+      return { id: m.id };
+    },
+    read: async ({ id }) => {
+      const m = client.getMessage(id);
+      if (!m) throw new Error(`message ${id} is not on bob's client`);
+      m.isRead = true;
+      return {};
+    },
+    markAllRead: async ({ conversationId, lastId }) => {
+      const c = await loadConversation(conversationId);
+      const last = client.getMessage(lastId);
+      if (!last) throw new Error(`message ${lastId} is not on bob's client`);
+      c.markAllMessagesAsRead(last);
+      return {};
+    },
+    setMetadata: async ({ conversationId, props }) => {
+      const c = await loadConversation(conversationId);
+      c.setMetadataProperties(props);
+      return {};
+    },
+    // Closes the socket under the SDK (as a network drop would) and holds the SDK's scheduled
+    // reconnect (its session check) until 'reconnect'.
+    drop: async () => {
+      const sm = client.socketManager;
+      if (!sm._isOpen()) throw new Error("bob's socket is not open");
+      held = sm._validateSessionBeforeReconnect;
+      sm._validateSessionBeforeReconnect = () => {};
+      const closed = waitEvent(sm, 'disconnected', { timeout: REALTIME_TIMEOUT_MS, what: "bob's socket to close" });
+      packets.length = 0;
+      recording = true;
+      sm._socket.close();
+      await closed;
+      return { lastTimestamp: sm._lastTimestamp };
+    },
+    // Reconnects now (what the held session check would do once it succeeds) and waits for the
+    // SDK's Event.replay request and its response; returns what went over the socket meanwhile.
+    reconnect: async () => {
+      const sm = client.socketManager;
+      clearTimeout(sm._reconnectId);
+      sm._reconnectId = 0;
+      if (held) sm._validateSessionBeforeReconnect = held;
+      held = null;
+      const replayed = waitUntil(
+        () => {
+          const req = packets.find((p) => p.dir === 'out' && p.packet.body && p.packet.body.method === 'Event.replay');
+          return req && packets.find((p) => p.dir === 'in' && p.packet.type === 'response' && p.packet.body.request_id === req.packet.body.request_id);
+        },
+        [[sm, 'message']],
+        { timeout: REALTIME_TIMEOUT_MS, what: "bob's Event.replay and its response" },
+      );
+      sm.connect();
+      await replayed;
+      recording = false;
+      return { packets: packets.map((p) => ({ dir: p.dir, packet: p.packet })) };
+    },
+  };
+
+  process.on('message', async (m) => {
+    if (m.type === 'exit') {
       if (client && !client.isDestroyed) client.destroy();
       process.exit(0);
     }
+    if (m.type !== 'call') return;
+    try {
+      if (!ops[m.op]) throw new Error(`unknown peer op ${m.op}`);
+      const value = await ops[m.op](m.args || {});
+      process.send({ type: 'result', seq: m.seq, ok: true, value });
+    } catch (err) {
+      process.send({ type: 'result', seq: m.seq, ok: false, error: String((err && err.message) || err) });
+    }
   });
   process.on('disconnect', () => process.exit(0));
+  process.on('uncaughtException', (err) => console.error(`peer: uncaught exception (inside the SDK?): ${err && err.stack}`));
   try {
-    const api = sdk.load(cfg);
+    api = sdk.load(cfg);
     client = api.newClient({ appId: cfg.appId, url: cfg.sdkUrl, websocketUrl: cfg.websocketUrl });
-    client.on('challenge', (evt) => evt.callback(idp.token({ userId, nonce: evt.nonce, profile })));
+    client.on('challenge', (evt) => {
+      challenges++;
+      evt.callback(idp.token({ userId, nonce: evt.nonce, profile }));
+    });
     client.on('messages:add', (evt) => {
-      for (const m of evt.messages) {
-        seen.add(m.id);
-        report(m.id);
-      }
+      const at = now();
+      for (const m of evt.messages) process.send({ type: 'message', id: m.id, at });
+    });
+    // Record the socket traffic while a drop/reconnect runs (the SDK's own send and message events).
+    const sm = client.socketManager;
+    const send = sm.send;
+    sm.send = function (obj) {
+      if (recording) packets.push({ dir: 'out', at: now(), packet: obj });
+      return send.call(this, obj);
+    };
+    sm.on('message', (evt) => {
+      if (recording) packets.push({ dir: 'in', at: now(), packet: evt.data });
     });
     const ready = waitEvent(client, 'ready', { failOn: ['connected-error', 'authenticated-error'] });
     client.connect(userId);
     await ready;
+    if (!sm._isOpen()) await waitEvent(sm, 'connected', { timeout: REALTIME_TIMEOUT_MS, what: "bob's socket to open" });
     process.send({ type: 'ready', userId: client.user.userId });
   } catch (err) {
     process.send({ type: 'error', error: String((err && err.message) || err) });
