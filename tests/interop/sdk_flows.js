@@ -872,6 +872,10 @@ async function run(sdk) {
     const msg = await peerMessage(peerProc, (m) => m.type === 'ready' || m.type === 'error', 10000, 'the peer to be ready');
     if (msg.type === 'error') throw new Error(`peer: ${msg.error}`);
     eq(msg.userId, BOB, 'peer user');
+    // With two nodes, bob's REST requests and his WebSocket go to node B.
+    const server = process.env.LAYER_PEER_URL || cfg.url;
+    eq(msg.server, server, "the server bob's SDK talks to");
+    ok(typeof msg.socketUrl === 'string' && msg.socketUrl.startsWith(`${server.replace(/^http/, 'ws')}/websocket`), "bob's WebSocket URL", msg.socketUrl);
   });
 
   await check('realtime: the peer SDK receives a new message in its conversation (messages:add)', async () => {
@@ -1381,7 +1385,7 @@ async function peer(sdk) {
     client.connect(userId);
     await ready;
     if (!sm._isOpen()) await waitEvent(sm, 'connected', { timeout: REALTIME_TIMEOUT_MS, what: "bob's socket to open" });
-    process.send({ type: 'ready', userId: client.user.userId });
+    process.send({ type: 'ready', userId: client.user.userId, server: cfg.url, socketUrl: sm._socket && sm._socket.url });
   } catch (err) {
     process.send({ type: 'error', error: String((err && err.message) || err) });
   }
