@@ -31,6 +31,7 @@ const {
   waitUntil,
   withTimeout,
   describeError,
+  TIMEOUT_MS,
   REALTIME_TIMEOUT_MS,
 } = require('./sdk_common');
 
@@ -818,7 +819,7 @@ async function run(sdk) {
   let peerSeq = 0;
   const peerUp = () => need(peerProc && peerProc.connected ? peerProc : null, 'the peer');
   /** Calls an op of the peer (see peer()) and resolves with its result. */
-  async function peerCall(op, args = {}, timeout = REALTIME_TIMEOUT_MS + 2000) {
+  async function peerCall(op, args = {}, timeout = TIMEOUT_MS + REALTIME_TIMEOUT_MS + 2000) {
     const seq = ++peerSeq;
     const answer = peerMessage(peerProc, (m) => m.type === 'result' && m.seq === seq, timeout, `the peer's ${op}`);
     peerProc.send({ type: 'call', seq, op, args });
@@ -836,19 +837,27 @@ async function run(sdk) {
     return p;
   }
   const changedProps = (evt) => (evt.changes ? evt.changes.map((ch) => ch.property) : [evt.property]);
-  /** Waits until `condition()` after a `<type>:change` of `property` on the object `id` on alice's client. */
+  /**
+   * Starts recording `<type>:change` events of `property` on the object `id` on alice's client;
+   * returns wait(), which resolves once there was one and `condition()` holds (deadline from the
+   * call of wait(), made once bob's SDK has finished its request).
+   */
   function aliceSeesChange(type, id, property, condition, what) {
     let changed = false;
-    const p = waitUntil(() => changed && condition(), [[client, `${type}:change`]], {
-      timeout: REALTIME_TIMEOUT_MS,
-      what,
-      describe: () => ({ changed }),
-      onEvent: (evt) => {
+    const ctx = {};
+    client.on(
+      `${type}:change`,
+      (evt) => {
         if (evt.target && evt.target.id === id && changedProps(evt).includes(property)) changed = true;
       },
-    });
-    p.catch(() => {}); // awaited by the caller
-    return p;
+      ctx,
+    );
+    return () =>
+      waitUntil(() => changed && condition(), [[client, `${type}:change`]], {
+        timeout: REALTIME_TIMEOUT_MS,
+        what,
+        describe: () => ({ changed }),
+      }).finally(() => client.off(null, null, ctx));
   }
   /** Alice's SDK sends a text message to `c` and waits for messages:sent. */
   async function aliceSends(c, text) {
@@ -942,7 +951,7 @@ async function run(sdk) {
       "bob's read receipt on alice's message",
     );
     await peerCall('read', { id: aliceMsg.id });
-    await read;
+    await read();
     eq(aliceMsg.readStatus, 'ALL', 'readStatus');
   });
 
@@ -962,7 +971,9 @@ async function run(sdk) {
     const ctx = {};
     client.socketManager.on('message', onPacket, ctx);
     try {
-      const done = waitUntil(
+      // (the peer answers once bob's POST …/mark_all_read succeeded; the operation may be here already)
+      await peerCall('markAllRead', { conversationId: rt.id, lastId: ms[1].id });
+      await waitUntil(
         () =>
           operations.some((o) => o.method === 'Conversation.mark_all_read' && o.object && o.object.id === rt.id) &&
           ms.every((m) => m.recipientStatus[BOB_ID] === 'read'),
@@ -973,9 +984,6 @@ async function run(sdk) {
           describe: () => ({ operations, status: ms.map((m) => m.recipientStatus[BOB_ID]) }),
         },
       );
-      done.catch(() => {});
-      await peerCall('markAllRead', { conversationId: rt.id, lastId: ms[1].id });
-      await done;
       const op = operations.find((o) => o.method === 'Conversation.mark_all_read');
       eq(op.data && op.data.identity && op.data.identity.id, BOB_ID, 'operation data.identity.id');
       ok(typeof op.data.position === 'number', 'operation data.position', op.data);
@@ -999,7 +1007,7 @@ async function run(sdk) {
     const expected = { topic: `rt ${tag}`, mood: 'sunny', by: { bob: 'yes' } };
     const changed = aliceSeesChange('conversations', rt.id, 'metadata', () => isDeepStrictEqual(rt.metadata, expected), "bob's metadata patch");
     await peerCall('setMetadata', { conversationId: rt.id, props: { 'by.bob': 'yes' } });
-    await changed;
+    await changed();
   });
 
   await check("realtime: alice's addParticipants(carol) -> conversations:change (participants) on bob's client", async () => {
@@ -1053,7 +1061,7 @@ async function run(sdk) {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await aliceSends(rt, `while you were away ${i} ${tag}`)).id);
     ok(ids.every((id) => !peerSeen.has(id)), 'bob did not get them while disconnected');
-    const { packets } = await peerCall('reconnect', {}, 2 * REALTIME_TIMEOUT_MS + 2000);
+    const { packets } = await peerCall('reconnect');
     const reqIdx = packets.findIndex((p) => p.dir === 'out' && p.packet.body && p.packet.body.method === 'Event.replay');
     const req = packets[reqIdx];
     const from = req.packet.body.data && req.packet.body.data.from_timestamp;
@@ -1195,6 +1203,28 @@ async function peer(sdk) {
     return c;
   };
   const participantIds = (c) => c.participants.map((p) => p.userId).sort();
+  // Runs `fn` (an SDK call that queues a REST request) and waits until bob's SyncManager has
+  // finished a request for which `match(request)` holds; fails on sync:error, and on the
+  // deadline with what is still queued.
+  const synced = (match, fn, what) => {
+    const sync = client.syncManager;
+    const ctx = {};
+    const p = new Promise((resolve, reject) => {
+      const finish = (fn2, value) => {
+        clearTimeout(timer);
+        sync.off(null, null, ctx);
+        fn2(value);
+      };
+      const timer = setTimeout(() => {
+        const queue = (sync.queue || []).map((r) => `${r.operation} ${r.url || (r.data && r.data.method) || ''}${r.isFiring ? ' (firing)' : ''}`);
+        finish(reject, new Error(`timed out after ${TIMEOUT_MS} ms waiting for ${what}; bob's sync queue: ${oneLine(queue)}`));
+      }, TIMEOUT_MS);
+      sync.on('sync:success', (evt) => match(evt.request) && finish(resolve), ctx);
+      sync.on('sync:error', (evt) => match(evt.request) && finish(reject, new Error(`${what} failed: ${describeError(evt.error)}`)), ctx);
+    });
+    fn();
+    return p;
+  };
 
   // Each condition: () => promise that resolves once the SDK has done what the parent waits for.
   const conditions = {
@@ -1266,7 +1296,8 @@ async function peer(sdk) {
 
   const ops = {
     arm: ({ key, kind, ...args }) => {
-      const p = conditions[kind]({ timeout: REALTIME_TIMEOUT_MS, ...args });
+      // The deadline covers alice's request and the delivery to bob.
+      const p = conditions[kind]({ timeout: TIMEOUT_MS + REALTIME_TIMEOUT_MS, ...args });
       p.catch(() => {}); // awaited by 'await'
       armed.set(key, p);
       return {};
@@ -1292,19 +1323,21 @@ async function peer(sdk) {
     read: async ({ id }) => {
       const m = client.getMessage(id);
       if (!m) throw new Error(`message ${id} is not on bob's client`);
-      m.isRead = true;
+      await synced((r) => r.target === id && r.data && r.data.type === 'read', () => {
+        m.isRead = true;
+      }, "bob's read receipt");
       return {};
     },
     markAllRead: async ({ conversationId, lastId }) => {
       const c = await loadConversation(conversationId);
       const last = client.getMessage(lastId);
       if (!last) throw new Error(`message ${lastId} is not on bob's client`);
-      c.markAllMessagesAsRead(last);
+      await synced((r) => r.target === conversationId && /\/mark_all_read$/.test(r.url || ''), () => c.markAllMessagesAsRead(last), "bob's mark_all_read");
       return {};
     },
     setMetadata: async ({ conversationId, props }) => {
       const c = await loadConversation(conversationId);
-      c.setMetadataProperties(props);
+      await synced((r) => r.target === conversationId && r.method === 'PATCH', () => c.setMetadataProperties(props), "bob's metadata PATCH");
       return {};
     },
     // Closes the socket under the SDK (as a network drop would) and holds the SDK's scheduled
@@ -1335,7 +1368,7 @@ async function peer(sdk) {
           return req && packets.find((p) => p.dir === 'in' && p.packet.type === 'response' && p.packet.body.request_id === req.packet.body.request_id);
         },
         [[sm, 'message']],
-        { timeout: REALTIME_TIMEOUT_MS, what: "bob's Event.replay and its response" },
+        { timeout: TIMEOUT_MS, what: "bob's socket to reopen, and his Event.replay and its response" },
       );
       sm.connect();
       await replayed;
