@@ -226,7 +226,7 @@ start_server() {
             tail -n 20 "$log" >&2
             die "the server was not ready within 60 s (log above)"
         fi
-        [[ -n $addr ]] || addr=$(grep -o '"local_addr":"[^"]*"' "$log" | head -n 1 | cut -d'"' -f4 || true)
+        [[ -n $addr ]] || addr=$(grep -so '"local_addr":"[^"]*"' "$log" | head -n 1 | cut -d'"' -f4 || true)
         sleep 0.05 # poll interval
     done
     BASE_URL=http://$addr
