@@ -363,6 +363,7 @@ p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2
         xrc=0
         [[ -n ${!pidvar} ]] || continue
         stop_server "$pidvar" || xrc=$?
+        log "stopped the server of $pidvar (exit $xrc)"
         if ((xrc != 0)); then
             echo "$backend server ($pidvar)|0|1|0|0|1|did not exit cleanly on SIGTERM (exit $xrc)" >>"$RESULTS"
         fi
