@@ -168,6 +168,19 @@ pub async fn platform_refresh(
     Ok(refreshed(&state, &content, path))
 }
 
+/// `GET /apps/:app/content/:content_id`: the `refresh_url` the Platform API renders where no
+/// conversation frames the content (announcements); any uploaded content of the app.
+pub async fn platform_refresh_any(
+    State(state): State<AppState>,
+    actor: Actor,
+    ids: PathIds,
+) -> ApiResult<Response> {
+    let id = ids.uuid("content_id", "content")?;
+    let content = svc::app_content(&state.store, actor.app_id, id).await?;
+    let path = format!("/apps/{}/content/{id}", actor.app_id);
+    Ok(refreshed(&state, &content, path))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Signed {
     expires: Option<String>,

@@ -476,19 +476,33 @@ pub async fn add_part(
     LayerJson(body): LayerJson<PartInput>,
 ) -> ApiResult<Response> {
     let message = editable(&state, &actor, version, &ids).await?;
-    let part = svc::part(
+    let mut part = svc::part(
         body,
         message.id,
         0,
         &state.settings.limits,
         Some(Timestamp::now()),
     )?;
-    svc::part_change(
+    let content_ids = svc::check_part_references(
+        &state.store,
+        actor.app_id,
+        &message,
+        actor.user_id().is_none(),
+        std::slice::from_mut(&mut part),
+        true,
+    )
+    .await?;
+    svc::parts_changed(
+        &state.store,
+        actor.app_id,
+        message.id,
+        &content_ids,
         state
             .store
             .add_part(actor.app_id, message.id, &part)
             .await?,
-    )?;
+    )
+    .await?;
     let message = load(&state, &actor, &ids).await?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -513,12 +527,26 @@ pub async fn update_part(
         Some(Timestamp::now()),
     )?;
     part.id = part_id;
-    svc::part_change(
+    let content_ids = svc::check_part_references(
+        &state.store,
+        actor.app_id,
+        &message,
+        actor.user_id().is_none(),
+        std::slice::from_mut(&mut part),
+        true,
+    )
+    .await?;
+    svc::parts_changed(
+        &state.store,
+        actor.app_id,
+        message.id,
+        &content_ids,
         state
             .store
             .update_part(actor.app_id, message.id, &part)
             .await?,
-    )?;
+    )
+    .await?;
     let message = load(&state, &actor, &ids).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -536,13 +564,27 @@ pub async fn replace_parts(
     let message = editable(&state, &actor, version, &ids).await?;
     let now = Timestamp::now();
     // Every part is new: fresh ids unless the caller chose them.
-    let parts = svc::parts(Some(body), message.id, &state.settings.limits, Some(now))?;
-    svc::part_change(
+    let mut parts = svc::parts(Some(body), message.id, &state.settings.limits, Some(now))?;
+    let content_ids = svc::check_part_references(
+        &state.store,
+        actor.app_id,
+        &message,
+        actor.user_id().is_none(),
+        &mut parts,
+        false,
+    )
+    .await?;
+    svc::parts_changed(
+        &state.store,
+        actor.app_id,
+        message.id,
+        &content_ids,
         state
             .store
             .replace_parts(actor.app_id, message.id, &parts, now)
             .await?,
-    )?;
+    )
+    .await?;
     let message = load(&state, &actor, &ids).await?;
     let view = super::bare_view(&state, &actor, version);
     Ok(json_response(StatusCode::OK, &view.parts(&message)))

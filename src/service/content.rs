@@ -244,46 +244,63 @@ pub async fn check_references(
 ) -> ApiResult<Vec<Uuid>> {
     let mut ids = Vec::new();
     for (index, part) in parts.iter_mut().enumerate() {
-        let Some(reference) = part.content.as_ref() else {
-            continue;
-        };
         let property = format!("parts[{index}].content");
-        let id = reference
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.strip_prefix("layer:///content/"))
-            .and_then(|id| Uuid::try_parse(id).ok())
-            .ok_or_else(|| {
-                ApiError::invalid_property(&property, "content.id must be layer:///content/<uuid>.")
-            })?;
-        let content = store.content(app_id, id).await?;
-        let usable = content.filter(|c| match (&c.owner_user_id, sender) {
-            (Some(owner), Uploader::User(user)) => owner == user,
-            (Some(_), Uploader::App) => false,
-            (None, _) => app_content_allowed,
-        });
-        let Some(content) = usable else {
-            return Err(ApiError::invalid_property(
-                &property,
-                format!("{property}: no such content."),
-            ));
-        };
-        let Some(size) = content.size else {
-            return Err(ApiError::invalid_property(
-                &property,
-                format!("{property}: the content has not been uploaded yet."),
-            ));
-        };
-        part.content = Some(json!({
-            "id": format!("layer:///content/{id}"),
-            "size": size,
-        }));
-        ids.push(id);
+        if let Some(id) =
+            check_reference(store, app_id, sender, app_content_allowed, part, &property).await?
+        {
+            ids.push(id);
+        }
     }
     Ok(ids)
 }
 
-/// Marks the contents as referenced by a sent message (they are then never collected).
+/// `check_references` for one part (added or updated on its own); errors name `property`.
+pub async fn check_reference(
+    store: &DynStore,
+    app_id: Uuid,
+    sender: Uploader<'_>,
+    app_content_allowed: bool,
+    part: &mut Part,
+    property: &str,
+) -> ApiResult<Option<Uuid>> {
+    let Some(reference) = part.content.as_ref() else {
+        return Ok(None);
+    };
+    let id = reference
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.strip_prefix("layer:///content/"))
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .ok_or_else(|| {
+            ApiError::invalid_property(property, "content.id must be layer:///content/<uuid>.")
+        })?;
+    let content = store.content(app_id, id).await?;
+    let usable = content.filter(|c| match (&c.owner_user_id, sender) {
+        (Some(owner), Uploader::User(user)) => owner == user,
+        (Some(_), Uploader::App) => false,
+        (None, _) => app_content_allowed,
+    });
+    let Some(content) = usable else {
+        return Err(ApiError::invalid_property(
+            property,
+            format!("{property}: no such content."),
+        ));
+    };
+    let Some(size) = content.size else {
+        return Err(ApiError::invalid_property(
+            property,
+            format!("{property}: the content has not been uploaded yet."),
+        ));
+    };
+    part.content = Some(json!({
+        "id": format!("layer:///content/{id}"),
+        "size": size,
+    }));
+    Ok(Some(id))
+}
+
+/// Marks the contents as referenced by a sent message or announcement (they are then never
+/// collected, and the message's readers may refresh their download URLs).
 pub async fn mark_referenced(
     store: &DynStore,
     app_id: Uuid,
@@ -299,7 +316,7 @@ pub async fn mark_referenced(
 }
 
 /// The content, if `user` may download it: they uploaded it, or they see a message (of a
-/// conversation or a channel) that references it. 404 otherwise, as for unknown content.
+/// conversation or a channel) or an announcement that references it. 404 otherwise, as for unknown content.
 pub async fn user_content(
     store: &DynStore,
     app_id: Uuid,
@@ -317,6 +334,10 @@ pub async fn user_content(
                 super::messages::user_message(store, app_id, user, message_id).await;
             if in_conversation.is_ok()
                 || super::channels::user_message(store, app_id, user, message_id)
+                    .await?
+                    .is_some()
+                || store
+                    .user_announcement(app_id, user, message_id)
                     .await?
                     .is_some()
             {
@@ -359,6 +380,11 @@ pub async fn conversation_content(
         return Err(not_found());
     }
     uploaded(content)
+}
+
+/// Any uploaded content of the app (the Platform API sees all of an app's data).
+pub async fn app_content(store: &DynStore, app_id: Uuid, id: Uuid) -> ApiResult<Content> {
+    uploaded(store.content(app_id, id).await?.ok_or_else(not_found)?)
 }
 
 fn uploaded(content: Content) -> ApiResult<Content> {

@@ -813,3 +813,313 @@ async fn unreferenced_content_is_collected_after_its_time(fixture: Fixture) {
     .await;
     expect_error(response, 422, "invalid_property").await;
 }
+
+/// `POST /apps/:app/conversations/:conversation/content` and the upload; the Content id.
+async fn app_uploaded(server: &TestServer, conversation: &str, data: &[u8]) -> String {
+    let response = server
+        .platform(
+            Method::POST,
+            &format!("/conversations/{conversation}/content"),
+        )
+        .header("upload-content-type", "image/png")
+        .header("upload-content-length", data.len().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let content = json(response).await;
+    let response = put(
+        server,
+        content["upload_url"].as_str().unwrap(),
+        "image/png",
+        data.to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    content["id"].as_str().unwrap().to_owned()
+}
+
+/// Content ids no sender may use: unknown, not uploaded, another user's, another app's.
+async fn unusable_contents(server: &TestServer, session: &str) -> Vec<String> {
+    let pending = json(request_upload(server, session, "image/png", 10).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = uploaded(server, session, "image/png", &bytes(3000)).await;
+    let other = layer_server::admin::create_app(&*server.store, None, "other")
+        .await
+        .unwrap();
+    let foreign = Content {
+        app_id: other.id,
+        id: Uuid::new_v4(),
+        owner_user_id: None,
+        conversation_id: None,
+        content_type: "image/png".into(),
+        declared_size: 10,
+        size: Some(10),
+        sha256: Some("x".into()),
+        created_at: Timestamp::now(),
+        uploaded_at: Some(Timestamp::now()),
+    };
+    server.store.create_content(&foreign).await.unwrap();
+    vec![
+        format!("layer:///content/{}", Uuid::new_v4()),
+        pending,
+        users,
+        format!("layer:///content/{}", foreign.id),
+    ]
+}
+
+async fn referenced(server: &TestServer, id: &str) -> bool {
+    server
+        .store
+        .content_referenced(server.app_id, uuid_of(id).parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn content_part(id: &str) -> Value {
+    json!({"mime_type": "image/png", "content": {"id": id, "size": 3000}})
+}
+
+#[tokio::test]
+async fn parts_added_updated_or_replaced_reference_only_usable_content() {
+    let server = TestServer::start().await;
+    let carol = server.session_for("carol").await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let response = server
+        .post_message(
+            &conversation,
+            json!({"sender": {"name": "System"}, "parts": [{"mime_type": "text/plain", "body": "one"}]}),
+        )
+        .await;
+    let message = json(response).await;
+    let path = format!(
+        "/conversations/{conversation}/messages/{}",
+        uuid_of(message["id"].as_str().unwrap())
+    );
+    let part_path = format!(
+        "{path}/parts/{}",
+        uuid_of(message["parts"][0]["id"].as_str().unwrap())
+    );
+    // Carol's content is a user's: the app may not send it from a named sender.
+    let unusable = unusable_contents(&server, &carol).await;
+
+    for id in &unusable {
+        let response = server
+            .platform(Method::POST, &format!("{path}/parts"))
+            .json(&content_part(id))
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(response, 422, "invalid_property").await;
+        assert_eq!(error["data"]["property"], "content", "{id}: {error}");
+        let response = server
+            .platform(Method::PUT, &part_path)
+            .json(&content_part(id))
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, 422, "invalid_property").await;
+        let response = server
+            .platform(Method::PUT, &format!("{path}/parts"))
+            .json(&json!([{"mime_type": "text/plain", "body": "x"}, content_part(id)]))
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(response, 422, "invalid_property").await;
+        assert_eq!(error["data"]["property"], "parts[1].content", "{error}");
+    }
+    // Nothing changed.
+    let response = server.platform(Method::GET, &path).send().await.unwrap();
+    assert_eq!(json(response).await["parts"], message["parts"]);
+    assert!(!referenced(&server, &unusable[2]).await);
+
+    // The app's own content: added, updated, replaced, each time marked referenced.
+    for (method, target) in [
+        (Method::POST, format!("{path}/parts")),
+        (Method::PUT, part_path.clone()),
+    ] {
+        let id = app_uploaded(&server, &conversation, &bytes(3000)).await;
+        let response = server
+            .platform(method.clone(), &target)
+            .json(&content_part(&id))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{method} {target}");
+        let part = json(response).await;
+        assert_eq!(part["content"]["id"], id.as_str(), "{part}");
+        assert_eq!(part["content"]["size"], 3000);
+        assert!(part["content"]["download_url"].is_string(), "{part}");
+        assert!(referenced(&server, &id).await, "{method} {target}");
+    }
+    let id = app_uploaded(&server, &conversation, &bytes(3000)).await;
+    let response = server
+        .platform(Method::PUT, &format!("{path}/parts"))
+        .json(&json!([content_part(&id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(referenced(&server, &id).await);
+}
+
+#[tokio::test]
+async fn a_sender_edits_parts_with_their_own_content_only() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let response = send_as(
+        &server,
+        &alice,
+        &conversation,
+        json!({"parts": [{"mime_type": "text/plain", "body": "one"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let message = json(response).await;
+    let parts = format!(
+        "/messages/{}/parts",
+        uuid_of(message["id"].as_str().unwrap())
+    );
+    let apps = app_uploaded(&server, &conversation, &bytes(3000)).await;
+    let bobs = uploaded(
+        &server,
+        &server.session_for("bob").await,
+        "image/png",
+        &bytes(3000),
+    )
+    .await;
+    for id in [&apps, &bobs] {
+        let response = server
+            .as_session(&alice, Method::POST, &parts)
+            .json(&content_part(id))
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, 422, "invalid_property").await;
+    }
+    let own = uploaded(&server, &alice, "image/png", &bytes(3000)).await;
+    let response = server
+        .as_session(&alice, Method::POST, &parts)
+        .json(&content_part(&own))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(referenced(&server, &own).await);
+    // The app editing Alice's message may use Alice's content and its own, not Bob's.
+    let platform_parts = format!(
+        "/conversations/{conversation}/messages/{}/parts",
+        uuid_of(message["id"].as_str().unwrap())
+    );
+    let response = server
+        .platform(Method::POST, &platform_parts)
+        .json(&content_part(&bobs))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 422, "invalid_property").await;
+    let response = server
+        .platform(Method::POST, &platform_parts)
+        .json(&content_part(&apps))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn announcements_reference_only_usable_content() {
+    let server = TestServer::start().await;
+    let (admin, bob) = (
+        server.session_for("admin").await,
+        server.session_for("bob").await,
+    );
+    let conversation = server.conversation_of(&["admin"]).await;
+    let announce = |sender: Value, id: &str| {
+        let mut body = json!({
+            "recipients": ["layer:///identities/bob"],
+            "parts": [content_part(id)],
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(sender.as_object().unwrap().clone());
+        server
+            .platform(Method::POST, "/announcements")
+            .json(&body)
+            .send()
+    };
+    let named = json!({"sender": {"name": "Admin"}});
+    let unusable = unusable_contents(&server, &bob).await;
+    for id in &unusable {
+        let response = announce(named.clone(), id).await.unwrap();
+        let error = expect_error(response, 422, "invalid_property").await;
+        assert_eq!(error["data"]["property"], "parts[0].content", "{error}");
+    }
+    let response = server
+        .as_session(&bob, Method::GET, "/announcements")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(response).await, json!([]), "nothing announced");
+
+    // The app's content from a named sender; a user's own content from that user.
+    let apps = app_uploaded(&server, &conversation, &bytes(3000)).await;
+    let admins = uploaded(&server, &admin, "image/png", &bytes(3000)).await;
+    for (sender, id) in [
+        (named.clone(), &apps),
+        (json!({"sender_id": "layer:///identities/admin"}), &admins),
+    ] {
+        let response = announce(sender, id).await.unwrap();
+        assert_eq!(response.status(), 202);
+        let announcement = json(response).await;
+        assert_eq!(announcement["parts"][0]["content"]["id"], id.as_str());
+        assert!(referenced(&server, id).await);
+        // The recipient refreshes the download URL and downloads the bytes.
+        let response = follow(
+            &server,
+            &bob,
+            &format!("{}/content/{}", server.base, uuid_of(id)),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let refreshed = json(response).await;
+        let response = download(&server, refreshed["download_url"].as_str().unwrap()).await;
+        assert_eq!(response.bytes().await.unwrap().to_vec(), bytes(3000));
+        // The Platform API's refresh URL (no conversation frames an announcement).
+        let refresh_url = announcement["parts"][0]["content"]["refresh_url"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            refresh_url,
+            format!("{}/content/{}", server.app_url(), uuid_of(id))
+        );
+        let response = server
+            .platform(Method::GET, &refresh_url[server.app_url().len()..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(json(response).await["download_url"].is_string());
+    }
+    // A user sender may not announce another user's content (as for messages, the app's own
+    // content may go out under any sender).
+    let response = announce(
+        json!({"sender_id": "layer:///identities/admin"}),
+        &unusable[2],
+    )
+    .await
+    .unwrap();
+    expect_error(response, 422, "invalid_property").await;
+    // The app-wide refresh URL knows only uploaded content of this app.
+    for id in [&unusable[0], &unusable[1], &unusable[3]] {
+        let response = server
+            .platform(Method::GET, &format!("/content/{}", uuid_of(id)))
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, 404, "not_found").await;
+    }
+}
