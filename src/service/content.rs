@@ -8,7 +8,7 @@ use futures_util::Stream;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::content::{Purpose, PutError, Storage, UrlSigner};
+use crate::content::{Purpose, PutError, Storage, Timeouts, UrlSigner};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{Content, DynStore, Part, Timestamp};
 
@@ -170,6 +170,7 @@ pub async fn upload<S, E>(
     content_type: Option<&str>,
     body: S,
     max_bytes: u64,
+    timeouts: Timeouts,
 ) -> ApiResult<()>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -188,7 +189,10 @@ where
         return Err(already_sent());
     }
     let limit = upload_limit(content, max_bytes);
-    let stored = match storage.put(&content.object_key(), body, limit).await {
+    let stored = match storage
+        .put(&content.object_key(), body, limit, timeouts)
+        .await
+    {
         Ok(stored) => stored,
         Err(PutError::TooLarge { limit }) => {
             return Err(ApiError::invalid_request(format!(
@@ -201,6 +205,12 @@ where
             return Err(ApiError::invalid_request(format!(
                 "The upload broke off ({err}); nothing was stored."
             )))
+        }
+        Err(PutError::TimedOut(timeout)) => {
+            return Err(ApiError::invalid_request(format!(
+                "The upload timed out ({timeout}); nothing was stored."
+            ))
+            .with_status(StatusCode::REQUEST_TIMEOUT))
         }
         Err(PutError::Store(err)) => return Err(storage_unavailable(err)),
     };

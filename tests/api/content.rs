@@ -1123,3 +1123,81 @@ async fn announcements_reference_only_usable_content() {
         expect_error(response, 404, "not_found").await;
     }
 }
+
+/// Starts a PUT of `declared` bytes to `url` over a raw connection and sends `chunks` of body,
+/// pausing `pause` before each; then waits for the response's status line.
+async fn slow_put(url: &str, declared: usize, chunks: usize, pause: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(url).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "PUT {}?{} HTTP/1.1\r\nhost: {}\r\ncontent-type: image/png\r\ncontent-length: {declared}\r\n\r\n",
+        url.path(),
+        url.query().unwrap(),
+        url.host_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..chunks {
+        tokio::time::sleep(pause).await;
+        if stream.write_all(&[7; 10]).await.is_err() {
+            break;
+        }
+    }
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(read.is_ok(), "the server ends the connection");
+    String::from_utf8_lossy(&response)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn slow_uploads_are_cut_off_and_keep_nothing() {
+    let fixture = Fixture::local(&[
+        ("LAYER__CONTENT__TRANSFER_IDLE_TIMEOUT_SECS", "1"),
+        ("LAYER__CONTENT__TRANSFER_TIMEOUT_SECS", "3"),
+    ])
+    .await;
+    let server = &fixture.server;
+    let alice = server.session_for("alice").await;
+    let content = json(request_upload(server, &alice, "image/png", 3000).await).await;
+    let url = content["upload_url"].as_str().unwrap();
+    let started = std::time::Instant::now();
+
+    // A client that stops sending: cut off after the idle timeout.
+    let status = slow_put(url, 3000, 1, std::time::Duration::ZERO).await;
+    assert!(status.contains(" 408 "), "{status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    // A client that trickles (a chunk every 0.5 s): cut off after the total time.
+    let started = std::time::Instant::now();
+    let status = slow_put(url, 3000, 20, std::time::Duration::from_millis(500)).await;
+    assert!(status.contains(" 408 "), "{status}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_secs(3) && elapsed < std::time::Duration::from_secs(8),
+        "{elapsed:?}"
+    );
+    assert_eq!(fixture.object(content["id"].as_str().unwrap()).await, None);
+    let record = server
+        .store
+        .content(
+            server.app_id,
+            uuid_of(content["id"].as_str().unwrap()).parse().unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.uploaded_at, None);
+    // A prompt upload still works.
+    assert_eq!(
+        put(server, url, "image/png", bytes(3000)).await.status(),
+        200
+    );
+}
