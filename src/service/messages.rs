@@ -169,9 +169,7 @@ pub async fn send(
         Sender::User(user) => super::content::Uploader::User(user),
         Sender::Name(_) => super::content::Uploader::App,
     };
-    let content_ids =
-        super::content::check_references(store, app_id, uploader, !as_participant, &mut parts)
-            .await?;
+    super::content::check_references(store, app_id, uploader, !as_participant, &mut parts).await?;
     let new = NewMessage {
         app_id,
         id: input.id.unwrap_or_else(Uuid::new_v4),
@@ -182,10 +180,8 @@ pub async fn send(
         parts,
     };
     match store.send_message(&new).await? {
-        SendMessage::Sent(message) => {
-            super::content::mark_referenced(store, app_id, &content_ids, message.id).await?;
-            Ok(Ok(message))
-        }
+        // The store marked the contents referenced in the transaction of the insert.
+        SendMessage::Sent(message) => Ok(Ok(message)),
         SendMessage::IdInUse(existing) => Ok(Err(existing)),
         SendMessage::IdInUseByChannelMessage => Err(super::channels::message_id_in_use()),
         SendMessage::ConversationNotFound => Err(super::conversations::not_found()),
