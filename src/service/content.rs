@@ -310,7 +310,11 @@ pub async fn check_reference(
 }
 
 /// Marks the contents as referenced by a sent message or announcement (they are then never
-/// collected, and the message's readers may refresh their download URLs).
+/// collected, and the message's readers may refresh their download URLs). Conversation message
+/// sends do this inside the store's insert transaction; part edits, announcements and channel
+/// messages still call this after their commit, so content that reached `unreferenced_ttl_secs`
+/// between the check and this call could be collected under them (a narrow window, documented
+/// in the README).
 pub async fn mark_referenced(
     store: &DynStore,
     app_id: Uuid,
