@@ -15,7 +15,18 @@ macro_rules! impl_content_store {
                 parts: &[$crate::store::Part],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                for id in $crate::store::content::referenced_ids(parts) {
+                let ids = $crate::store::content::referenced_ids(parts);
+                Self::insert_content_references(conn, app_id, &ids, message_id, at).await
+            }
+
+            async fn insert_content_references(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                app_id: uuid::Uuid,
+                content_ids: &[uuid::Uuid],
+                message_id: uuid::Uuid,
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                for id in content_ids {
                     sqlx::query(
                         "insert into content_references (app_id, content_id, message_id, created_at)
                          values ($1, $2, $3, $4) on conflict do nothing",
@@ -133,18 +144,8 @@ macro_rules! impl_content_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                for id in content_ids {
-                    sqlx::query(
-                        "insert into content_references (app_id, content_id, message_id, created_at)
-                         values ($1, $2, $3, $4) on conflict do nothing",
-                    )
-                    .bind(app_id)
-                    .bind(id)
-                    .bind(message_id)
-                    .bind(at)
-                    .execute(&mut *tx)
+                Self::insert_content_references(&mut tx, app_id, content_ids, message_id, at)
                     .await?;
-                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -185,14 +185,13 @@ pub async fn uploaded(
 ) -> String {
     let response = request_upload(server, session, content_type, data.len()).await;
     assert_eq!(response.status(), 201);
-    let content = json(response).await;
-    let response = put(
-        server,
-        content["upload_url"].as_str().unwrap(),
-        content_type,
-        data.to_vec(),
-    )
-    .await;
+    upload_to(server, json(response).await, content_type, data).await
+}
+
+/// PUTs `data` to the `upload_url` of `content` (a 201 body); asserts 200, returns the id.
+async fn upload_to(server: &TestServer, content: Value, content_type: &str, data: &[u8]) -> String {
+    let url = content["upload_url"].as_str().unwrap();
+    let response = put(server, url, content_type, data.to_vec()).await;
     assert_eq!(response.status(), 200);
     content["id"].as_str().unwrap().to_owned()
 }
@@ -679,23 +678,7 @@ async fn content_of_another_user_or_app_cannot_be_referenced() {
     assert_eq!(response.status(), 201);
 
     // Another app's uploaded content, even with the same user id.
-    let other = layer_server::admin::create_app(&*server.store, None, "other")
-        .await
-        .unwrap();
-    let foreign = Content {
-        app_id: other.id,
-        id: Uuid::new_v4(),
-        owner_user_id: Some("alice".into()),
-        conversation_id: None,
-        content_type: "image/png".into(),
-        declared_size: 10,
-        size: Some(10),
-        sha256: Some("x".into()),
-        created_at: Timestamp::now(),
-        uploaded_at: Some(Timestamp::now()),
-    };
-    server.store.create_content(&foreign).await.unwrap();
-    let foreign_id = format!("layer:///content/{}", foreign.id);
+    let foreign_id = foreign_content(&server, Some("alice")).await;
     let response = send_as(
         &server,
         &alice,
@@ -705,7 +688,11 @@ async fn content_of_another_user_or_app_cannot_be_referenced() {
     .await;
     expect_error(response, 422, "invalid_property").await;
     let response = server
-        .as_session(&alice, Method::GET, &format!("/content/{}", foreign.id))
+        .as_session(
+            &alice,
+            Method::GET,
+            &format!("/content/{}", uuid_of(&foreign_id)),
+        )
         .send()
         .await
         .unwrap();
@@ -827,16 +814,7 @@ async fn app_uploaded(server: &TestServer, conversation: &str, data: &[u8]) -> S
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let content = json(response).await;
-    let response = put(
-        server,
-        content["upload_url"].as_str().unwrap(),
-        "image/png",
-        data.to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    content["id"].as_str().unwrap().to_owned()
+    upload_to(server, json(response).await, "image/png", data).await
 }
 
 /// Content ids no sender may use: unknown, not uploaded, another user's, another app's.
@@ -846,13 +824,23 @@ async fn unusable_contents(server: &TestServer, session: &str) -> Vec<String> {
         .unwrap()
         .to_owned();
     let users = uploaded(server, session, "image/png", &bytes(3000)).await;
+    vec![
+        format!("layer:///content/{}", Uuid::new_v4()),
+        pending,
+        users,
+        foreign_content(server, None).await,
+    ]
+}
+
+/// An uploaded content of a new, other app, owned by `owner` (`None`: that app); its id.
+async fn foreign_content(server: &TestServer, owner: Option<&str>) -> String {
     let other = layer_server::admin::create_app(&*server.store, None, "other")
         .await
         .unwrap();
     let foreign = Content {
         app_id: other.id,
         id: Uuid::new_v4(),
-        owner_user_id: None,
+        owner_user_id: owner.map(str::to_owned),
         conversation_id: None,
         content_type: "image/png".into(),
         declared_size: 10,
@@ -862,12 +850,7 @@ async fn unusable_contents(server: &TestServer, session: &str) -> Vec<String> {
         uploaded_at: Some(Timestamp::now()),
     };
     server.store.create_content(&foreign).await.unwrap();
-    vec![
-        format!("layer:///content/{}", Uuid::new_v4()),
-        pending,
-        users,
-        format!("layer:///content/{}", foreign.id),
-    ]
+    format!("layer:///content/{}", foreign.id)
 }
 
 async fn referenced(server: &TestServer, id: &str) -> bool {
