@@ -39,8 +39,112 @@ fn update_operation(version: ApiVersion) -> &'static str {
     }
 }
 
-/// The packet for `event` as the socket's user sees it; `None` when there is nothing to send.
+/// The packets for `event` as the socket's user sees it (none when there is nothing to send).
+///
+/// A message create or delete is followed by a Conversation update refreshing the per-user
+/// fields it changed (`last_message`, `unread_message_count`, `total_message_count`): they are
+/// derived here, at delivery, from the conversation as the user sees it now, so the send path
+/// writes no extra change rows for them.
 pub async fn render(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    event: &Event,
+) -> ApiResult<Vec<(PacketType, Value)>> {
+    let (main, touched) = match event {
+        Event::MessageCreated { message } => {
+            match message_create(state, actor, version, *message).await? {
+                Some((packet, conversation)) => (Some(packet), Some(conversation)),
+                None => (None, None),
+            }
+        }
+        Event::MessageDeleted { conversation, .. } => (
+            render_one(state, actor, version, event).await?,
+            *conversation,
+        ),
+        _ => (render_one(state, actor, version, event).await?, None),
+    };
+    let mut packets: Vec<(PacketType, Value)> = main.into_iter().collect();
+    if let Some(conversation) = touched {
+        packets.extend(conversation_counts(state, actor, version, conversation).await?);
+    }
+    Ok(packets)
+}
+
+/// A Message create packet and the message's conversation, if the user still sees it.
+async fn message_create(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    message: Uuid,
+) -> ApiResult<Option<((PacketType, Value), Uuid)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(None);
+    };
+    let Ok((message, _)) =
+        crate::service::messages::user_message(&state.store, actor.app_id, user, message).await
+    else {
+        return Ok(None);
+    };
+    let data = crate::api::messages::render(state, actor, version, &message).await?;
+    let renderer = crate::api::bare_view(state, actor, version);
+    Ok(Some((
+        change(
+            "create",
+            message_object(&renderer, message.conversation_id, message.id),
+            data,
+        ),
+        message.conversation_id,
+    )))
+}
+
+/// The Conversation update setting the per-user fields a message create or delete changes.
+async fn conversation_counts(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    conversation: Uuid,
+) -> ApiResult<Option<(PacketType, Value)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(None);
+    };
+    let Ok(view) = crate::service::conversations::user_conversation(
+        &state.store,
+        actor.app_id,
+        user,
+        conversation,
+    )
+    .await
+    else {
+        return Ok(None);
+    };
+    if view.conversation.deleted_at.is_some() {
+        return Ok(None);
+    }
+    let users = crate::api::conversations::users_of_view(&view);
+    let renderer = crate::api::view_for(state, actor, version, users).await?;
+    let mut rendered = renderer.user_conversation(&view);
+    let last = rendered["last_message"].take();
+    let last_message = if last.is_null() {
+        json!({ "operation": "set", "property": "last_message", "value": null })
+    } else {
+        json!({ "operation": "set", "property": "last_message", "id": last["id"], "value": last })
+    };
+    Ok(Some(change(
+        update_operation(version),
+        conversation_object(&renderer, conversation),
+        json!([
+            last_message,
+            { "operation": "set", "property": "unread_message_count",
+              "value": view.unread_message_count },
+            { "operation": "set", "property": "total_message_count",
+              "value": view.total_message_count },
+        ]),
+    )))
+}
+
+/// The main packet for `event`; `None` when there is nothing to send.
+async fn render_one(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
@@ -111,20 +215,8 @@ pub async fn render(
             conversation_object(&bare(), *conversation),
             json!({ "mode": mode, "from_position": from_position }),
         )),
-        Event::MessageCreated { message } => {
-            let Ok((message, _)) =
-                crate::service::messages::user_message(store, app_id, user, *message).await
-            else {
-                return Ok(None);
-            };
-            let data = crate::api::messages::render(state, actor, version, &message).await?;
-            let renderer = bare();
-            Some(change(
-                "create",
-                message_object(&renderer, message.conversation_id, message.id),
-                data,
-            ))
-        }
+        // Rendered with its conversation refresh by `render`.
+        Event::MessageCreated { .. } => None,
         Event::MessageReceipt {
             message,
             user: reader,
@@ -141,7 +233,7 @@ pub async fn render(
                 json!([{ "operation": "set", "property": property, "value": status }]),
             ))
         }
-        Event::MessageDeleted { message, mode } => Some(change(
+        Event::MessageDeleted { message, mode, .. } => Some(change(
             "delete",
             message_object(&bare(), Uuid::nil(), *message),
             json!({ "mode": mode }),

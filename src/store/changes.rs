@@ -46,6 +46,10 @@ pub enum Event {
     MessageDeleted {
         message: Uuid,
         mode: String,
+        /// Its conversation (absent in events written before it was recorded): the user's
+        /// `last_message` and counts are refreshed at delivery.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<Uuid>,
     },
     AnnouncementCreated {
         announcement: Uuid,

@@ -1088,7 +1088,11 @@ macro_rules! impl_messaging_store {
                     return Ok(false);
                 };
                 let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
-                let event = $crate::store::Event::MessageDeleted { message: id, mode: "all_participants".into() };
+                let event = $crate::store::Event::MessageDeleted {
+                    message: id,
+                    mode: "all_participants".into(),
+                    conversation: Some(conversation),
+                };
                 let touched =
                     Self::record_for(&mut tx, app_id, &participants, &event, $crate::store::Timestamp::now()).await?;
                 tx.commit().await?;
@@ -1106,20 +1110,25 @@ macro_rules! impl_messaging_store {
                 // Users added after the message was sent have no receipt row yet: one is made,
                 // marked read so that it never counts as unread.
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
+                let conversation: Option<uuid::Uuid> = sqlx::query_scalar(
                     "insert into message_recipients
                         (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at)
                      select app_id, id, conversation_id, position, $3, 2, true, $4
                      from messages where app_id = $1 and id = $2
-                     on conflict (app_id, message_id, user_id) do update set hidden = true, updated_at = $4",
+                     on conflict (app_id, message_id, user_id) do update set hidden = true, updated_at = $4
+                     returning conversation_id",
                 )
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
                 .bind(at)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                let event = $crate::store::Event::MessageDeleted { message: id, mode: "my_devices".into() };
+                let event = $crate::store::Event::MessageDeleted {
+                    message: id,
+                    mode: "my_devices".into(),
+                    conversation,
+                };
                 let touched = Self::record_for(&mut tx, app_id, &[user_id.to_owned()], &event, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);

@@ -90,30 +90,27 @@ async fn messages_reach_every_device_of_every_participant() {
     server.send_text(&conversation, "three").await;
 
     for ws in [&mut alice_ws, &mut alice_other, &mut bob] {
-        let packet = ws.change("create", "Message").await;
+        let packet = ws.message().await;
         assert_eq!(packet["body"]["object"]["id"], first.as_str());
         assert_eq!(
             packet["body"]["data"]["conversation"]["id"],
             format!("layer:///conversations/{conversation}")
         );
         assert_eq!(text_of(&packet), "one");
-        let packet = ws.change("create", "Message").await;
+        let packet = ws.message().await;
         assert_eq!(packet["body"]["data"]["id"], id.as_str());
-        assert_eq!(text_of(&ws.change("create", "Message").await), "three");
+        assert_eq!(text_of(&ws.message().await), "three");
     }
     // Per version and per user: the 1.0 sender is a user id; bob has not read alice's message.
     let mut bob2 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
     send_as(&server, &alice, &conversation, "four").await;
-    let packet = bob2.change("create", "Message").await;
+    let packet = bob2.message().await;
     assert_eq!(packet["body"]["data"]["sender"]["id"], identity_id("alice"));
     assert_eq!(packet["body"]["data"]["is_unread"], true);
-    let packet = bob.change("create", "Message").await;
+    let packet = bob.message().await;
     assert_eq!(packet["body"]["data"]["sender"]["user_id"], "alice");
-    assert_eq!(
-        alice_ws.change("create", "Message").await["body"]["data"]["is_unread"],
-        false
-    );
-    alice_other.change("create", "Message").await;
+    assert_eq!(alice_ws.message().await["body"]["data"]["is_unread"], false);
+    alice_other.message().await;
     for ws in [
         &mut alice_ws,
         &mut alice_other,
@@ -289,8 +286,8 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
     let m1 = send_as(&server, &alice, &conversation, "one").await;
     let m2 = send_as(&server, &alice, &conversation, "two").await;
     for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
-        ws.change("create", "Message").await;
-        ws.change("create", "Message").await;
+        ws.message().await;
+        ws.message().await;
     }
 
     // my_devices: only bob's devices.
@@ -306,6 +303,11 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
     let packet = bob_ws.change("delete", "Message").await;
     assert_eq!(packet["body"]["object"]["id"], m1.as_str());
     assert_eq!(packet["body"]["data"], json!({"mode": "my_devices"}));
+    // bob's conversation: m2 is still last; one message left for him.
+    let counts = bob_ws.conversation_counts().await;
+    assert_eq!(counts["body"]["data"][0]["id"], m2.as_str());
+    assert_eq!(counts["body"]["data"][1]["value"], 1);
+    assert_eq!(counts["body"]["data"][2]["value"], 1);
     // all_participants: everyone.
     delete_as(
         &server,
@@ -316,10 +318,18 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
         ),
     )
     .await;
-    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+    // The last message is gone: bob now has none (he hid m1), the others have m1 again.
+    let m1_id = json!(m1);
+    for (ws, last) in [
+        (&mut alice_ws, &m1_id),
+        (&mut bob_ws, &Value::Null),
+        (&mut carol_ws, &m1_id),
+    ] {
         let packet = ws.change("delete", "Message").await;
         assert_eq!(packet["body"]["object"]["id"], m2.as_str());
         assert_eq!(packet["body"]["data"], json!({"mode": "all_participants"}));
+        let counts = ws.conversation_counts().await;
+        assert_eq!(&counts["body"]["data"][0]["value"]["id"], last, "{counts}");
     }
     // carol leaves: she gets a delete, the others lose a participant.
     delete_as(
@@ -366,7 +376,7 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
 
     let mut bob_ws = open(&server, &bob, "layer-3.0").await;
     send_as(&server, &alice, &conversation, "one").await;
-    let live = bob_ws.change("create", "Message").await;
+    let live = bob_ws.message().await;
     let last_seen = live["timestamp"].as_str().unwrap().to_owned();
     drop(bob_ws);
 
@@ -389,8 +399,9 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
     assert_eq!(text_of(&again), "one");
     assert_eq!(again["timestamp"], last_seen.as_str());
     assert_eq!(again["body"], live["body"]);
-    assert_eq!(text_of(&bob_ws.packet().await), "two");
-    assert_eq!(text_of(&bob_ws.packet().await), "three");
+    bob_ws.conversation_counts().await;
+    assert_eq!(text_of(&bob_ws.message().await), "two");
+    assert_eq!(text_of(&bob_ws.message().await), "three");
     let response = bob_ws.packet().await;
     assert_eq!(response["type"], "response", "{response}");
     assert_eq!(response["body"]["success"], true);
@@ -398,10 +409,10 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
 
     // Live delivery continues after the replay, without duplicates.
     send_as(&server, &alice, &conversation, "four").await;
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "four");
+    assert_eq!(text_of(&bob_ws.message().await), "four");
     bob_ws.nothing_pending().await;
     // alice's socket opened after everything but "four": no history on connect.
-    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "four");
+    assert_eq!(text_of(&alice_ws.message().await), "four");
     alice_ws.nothing_pending().await;
 
     // A replay from now sends nothing; its timestamps never go backwards.
@@ -481,11 +492,8 @@ async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
 
     // A message sent on node A reaches bob's socket on node B in real time.
     send_as(&node_a, &alice, &conversation, "across").await;
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "across");
-    assert_eq!(
-        text_of(&alice_ws.change("create", "Message").await),
-        "across"
-    );
+    assert_eq!(text_of(&bob_ws.message().await), "across");
+    assert_eq!(text_of(&alice_ws.message().await), "across");
 
     // So does a typing signal.
     alice_ws
@@ -502,8 +510,8 @@ async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
     // And back: bob's message on node B reaches alice on node A.
     let bob = node_b.session_for("bob").await;
     send_as(&node_b, &bob, &conversation, "back").await;
-    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "back");
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "back");
+    assert_eq!(text_of(&alice_ws.message().await), "back");
+    assert_eq!(text_of(&bob_ws.message().await), "back");
     alice_ws.nothing_pending().await;
     bob_ws.nothing_pending().await;
 }
