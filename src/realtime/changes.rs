@@ -255,6 +255,26 @@ async fn render_one(
                 data,
             ))
         }
+        Event::IdentityFollowed { user: followed } => {
+            if !version.has_identities() {
+                return Ok(None);
+            }
+            let Some(identity) = store.identity(app_id, followed).await? else {
+                return Ok(None);
+            };
+            let renderer = bare();
+            Some(change(
+                "create",
+                identity_object(&renderer, followed),
+                renderer.identity(&identity),
+            ))
+        }
+        Event::IdentityUnfollowed { user: followed } if version.has_identities() => Some(change(
+            "delete",
+            identity_object(&bare(), followed),
+            Value::Null,
+        )),
+        Event::IdentityUnfollowed { .. } => None,
         Event::MarkAllRead {
             conversation,
             position,
@@ -279,6 +299,14 @@ fn conversation_object(view: &View<'_>, id: Uuid) -> Value {
         "Conversation",
         conversation_uri(id),
         view.conversation_url(id),
+    )
+}
+
+fn identity_object(view: &View<'_>, user: &str) -> Value {
+    object(
+        "Identity",
+        crate::ids::identity_uri(user),
+        view.identity_url(user),
     )
 }
 

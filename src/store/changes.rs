@@ -54,6 +54,14 @@ pub enum Event {
     AnnouncementCreated {
         announcement: Uuid,
     },
+    /// The receiving user now follows `user` (Identity create, 2.0+).
+    IdentityFollowed {
+        user: String,
+    },
+    /// The receiving user no longer follows `user` (Identity delete, 2.0+).
+    IdentityUnfollowed {
+        user: String,
+    },
     /// The operation packet `Conversation.mark_all_read`.
     MarkAllRead {
         conversation: Uuid,

@@ -515,3 +515,35 @@ async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
     alice_ws.nothing_pending().await;
     bob_ws.nothing_pending().await;
 }
+
+#[tokio::test]
+async fn follow_and_unfollow_reach_the_followers_devices_as_identity_changes() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    server.create_identity("b.ob", "Bob").await;
+    let mut alice_v3 = open(&server, &alice, "layer-3.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &server.session_for("b.ob").await, "layer-2.0").await;
+
+    let response = as_user(&server, &alice, Method::PUT, "/following/users/b.ob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let packet = alice_v3.change("create", "Identity").await;
+    assert_eq!(packet["body"]["object"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"]["user_id"], "b.ob");
+    assert_eq!(packet["body"]["data"]["display_name"], "Bob");
+    assert!(packet["body"]["data"].get("metadata").is_some(), "{packet}");
+
+    delete_as(&server, &alice, "/following/users/b.ob").await;
+    let packet = alice_v3.change("delete", "Identity").await;
+    assert_eq!(packet["body"]["object"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"], Value::Null);
+
+    // 1.x has no identities; the followed user hears nothing.
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.nothing_pending().await;
+    }
+}
