@@ -247,14 +247,30 @@ async fn render_one(
             let data = renderer.user_announcement(&item);
             Some(change(
                 "create",
-                object(
-                    "Announcement",
-                    format!("layer:///announcements/{announcement}"),
-                    renderer.announcement_url(*announcement),
-                ),
+                announcement_object(&renderer, *announcement),
                 data,
             ))
         }
+        Event::AnnouncementReceipt {
+            announcement,
+            status,
+        } => {
+            let renderer = bare();
+            let property = format!(
+                "recipient_status.{}",
+                escape_segment(&renderer.user_key(user))
+            );
+            Some(change(
+                update_operation(version),
+                announcement_object(&renderer, *announcement),
+                json!([{ "operation": "set", "property": property, "value": status }]),
+            ))
+        }
+        Event::AnnouncementDeleted { announcement } => Some(change(
+            "delete",
+            announcement_object(&bare(), *announcement),
+            json!({}),
+        )),
         Event::IdentityFollowed { user: followed } => {
             if !version.has_identities() {
                 return Ok(None);
@@ -299,6 +315,14 @@ fn conversation_object(view: &View<'_>, id: Uuid) -> Value {
         "Conversation",
         conversation_uri(id),
         view.conversation_url(id),
+    )
+}
+
+fn announcement_object(view: &View<'_>, id: Uuid) -> Value {
+    object(
+        "Announcement",
+        format!("layer:///announcements/{id}"),
+        view.announcement_url(id),
     )
 }
 

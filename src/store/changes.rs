@@ -54,6 +54,15 @@ pub enum Event {
     AnnouncementCreated {
         announcement: Uuid,
     },
+    /// The receiving user's own receipt for the announcement rose to `status`.
+    AnnouncementReceipt {
+        announcement: Uuid,
+        status: String,
+    },
+    /// The receiving user deleted the announcement.
+    AnnouncementDeleted {
+        announcement: Uuid,
+    },
     /// The receiving user now follows `user` (Identity create, 2.0+).
     IdentityFollowed {
         user: String,

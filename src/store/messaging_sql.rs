@@ -1439,18 +1439,42 @@ macro_rules! impl_messaging_store {
                 id: uuid::Uuid,
                 status: $crate::store::ReceiptStatus,
             ) -> $crate::store::StoreResult<bool> {
-                let current: Option<i16> = sqlx::query_scalar(
-                    "update announcement_recipients set status = case when status < $4 then $4 else status end
+                let mut tx = self.pool.begin().await?;
+                let raised = sqlx::query(
+                    "update announcement_recipients set status = $4
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden
-                     returning status",
+                        and status < $4",
                 )
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
                 .bind(status as i16)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(current.is_some())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if raised == 0 {
+                    // Not raised: is the user a recipient at all?
+                    let exists: Option<i16> = sqlx::query_scalar(
+                        "select status from announcement_recipients
+                         where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
+                    )
+                    .bind(app_id)
+                    .bind(id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    return Ok(exists.is_some());
+                }
+                let event = $crate::store::Event::AnnouncementReceipt {
+                    announcement: id,
+                    status: status.as_str().to_owned(),
+                };
+                let users = [user_id.to_owned()];
+                let touched =
+                    Self::record_for(&mut tx, app_id, &users, &event, $crate::store::Timestamp::now()).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn hide_announcement(
@@ -1459,6 +1483,7 @@ macro_rules! impl_messaging_store {
                 user_id: &str,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let hidden = sqlx::query(
                     "update announcement_recipients set hidden = true
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
@@ -1466,10 +1491,19 @@ macro_rules! impl_messaging_store {
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                Ok(hidden == 1)
+                if hidden != 1 {
+                    return Ok(false);
+                }
+                let event = $crate::store::Event::AnnouncementDeleted { announcement: id };
+                let users = [user_id.to_owned()];
+                let touched =
+                    Self::record_for(&mut tx, app_id, &users, &event, $crate::store::Timestamp::now()).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn identities_of(

@@ -547,3 +547,54 @@ async fn follow_and_unfollow_reach_the_followers_devices_as_identity_changes() {
         ws.nothing_pending().await;
     }
 }
+
+#[tokio::test]
+async fn announcement_receipts_and_deletes_reach_the_recipients_own_devices() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let mut alice_v3 = open(&server, &alice, "layer-3.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let announcement = crate::announcements::announcement_to(&server, &["alice", "bob"]).await;
+    let id = announcement["id"].as_str().unwrap();
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        let packet = ws.change("create", "Announcement").await;
+        assert_eq!(packet["body"]["object"]["id"], id);
+    }
+
+    let path = format!("/announcements/{}", crate::common::uuid_of(id));
+    let response = as_user(&server, &alice, Method::POST, &format!("{path}/receipts"))
+        .json(&json!({"type": "read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let packet = alice_v3.change("update", "Announcement").await;
+    assert_eq!(packet["body"]["object"]["id"], id);
+    assert_eq!(
+        packet["body"]["data"],
+        json!([{"operation": "set", "property": "recipient_status.layer:///identities/alice", "value": "read"}])
+    );
+    let packet = alice_v1.change("patch", "Announcement").await;
+    assert_eq!(
+        packet["body"]["data"][0]["property"],
+        "recipient_status.alice"
+    );
+    // Not raised again: nothing more.
+    let response = as_user(&server, &alice, Method::POST, &format!("{path}/receipts"))
+        .json(&json!({"type": "delivery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    delete_as(&server, &alice, &path).await;
+    for ws in [&mut alice_v3, &mut alice_v1] {
+        let packet = ws.change("delete", "Announcement").await;
+        assert_eq!(packet["body"]["object"]["id"], id);
+        assert_eq!(packet["body"]["data"], json!({}));
+    }
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.nothing_pending().await;
+    }
+}
