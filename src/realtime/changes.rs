@@ -285,12 +285,45 @@ async fn render_one(
                 renderer.identity(&identity),
             ))
         }
-        Event::IdentityUnfollowed { user: followed } if version.has_identities() => Some(change(
-            "delete",
-            identity_object(&bare(), followed),
-            Value::Null,
-        )),
-        Event::IdentityUnfollowed { .. } => None,
+        Event::IdentityUpdated {
+            user: changed,
+            fields,
+        } => {
+            if !version.has_identities() {
+                return Ok(None);
+            }
+            let Some(identity) = store.identity(app_id, changed).await? else {
+                return Ok(None);
+            };
+            let renderer = bare();
+            let rendered = renderer.identity(&identity);
+            let ops: Vec<Value> = fields
+                .iter()
+                .filter_map(|field| {
+                    let value = rendered.get(field)?;
+                    Some(json!({ "operation": "set", "property": field, "value": value }))
+                })
+                .collect();
+            if ops.is_empty() {
+                return Ok(None);
+            }
+            Some(change(
+                update_operation(version),
+                identity_object(&renderer, changed),
+                Value::Array(ops),
+            ))
+        }
+        Event::IdentityUnfollowed { user: followed }
+        | Event::IdentityDeleted { user: followed }
+            if version.has_identities() =>
+        {
+            Some(change(
+                "delete",
+                identity_object(&bare(), followed),
+                Value::Null,
+            ))
+        }
+        Event::IdentityUnfollowed { .. } | Event::IdentityDeleted { .. } => None,
         Event::MarkAllRead {
             conversation,
             position,

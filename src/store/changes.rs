@@ -63,6 +63,16 @@ pub enum Event {
     AnnouncementDeleted {
         announcement: Uuid,
     },
+    /// `user`'s identity changed in these rendered properties (Identity update, 2.0+; the
+    /// values are read at delivery).
+    IdentityUpdated {
+        user: String,
+        fields: Vec<String>,
+    },
+    /// `user`'s identity was deleted (Identity delete, 2.0+).
+    IdentityDeleted {
+        user: String,
+    },
     /// The receiving user now follows `user` (Identity create, 2.0+).
     IdentityFollowed {
         user: String,

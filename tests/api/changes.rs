@@ -598,3 +598,61 @@ async fn announcement_receipts_and_deletes_reach_the_recipients_own_devices() {
         ws.nothing_pending().await;
     }
 }
+
+#[tokio::test]
+async fn identity_changes_reach_the_user_and_their_followers() {
+    let server = TestServer::start().await;
+    server.create_identity("bob", "Bob").await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    let response = as_user(&server, &alice, Method::PUT, "/following/users/bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let mut alice_ws = open(&server, &alice, "layer-2.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+    let mut carol_ws = open(&server, &server.session_for("carol").await, "layer-3.0").await;
+
+    let response = server
+        .platform(Method::PATCH, "/users/bob/identity")
+        .header("content-type", crate::common::PATCH_CONTENT_TYPE)
+        .body(
+            json!([
+                {"operation": "set", "property": "display_name", "value": "Robert"},
+                {"operation": "set", "property": "metadata.team", "value": "blue"},
+            ])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("update", "Identity").await;
+        assert_eq!(packet["body"]["object"]["id"], identity_id("bob"));
+        assert_eq!(
+            packet["body"]["data"],
+            json!([
+                {"operation": "set", "property": "display_name", "value": "Robert"},
+                {"operation": "set", "property": "metadata", "value": {"team": "blue"}},
+            ])
+        );
+    }
+
+    let response = server
+        .platform(Method::DELETE, "/users/bob/identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Identity").await;
+        assert_eq!(packet["body"]["object"]["id"], identity_id("bob"));
+        assert_eq!(packet["body"]["data"], Value::Null);
+    }
+    for ws in [&mut alice_ws, &mut alice_v1, &mut bob_ws, &mut carol_ws] {
+        ws.nothing_pending().await;
+    }
+}
