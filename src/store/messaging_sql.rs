@@ -229,7 +229,7 @@ macro_rules! impl_messaging_store {
                 users: &[String],
                 others: &[String],
                 at: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<()> {
+            ) -> $crate::store::StoreResult<Vec<(String, $crate::store::Event)>> {
                 // Each pair once: Postgres refuses an upsert that touches a row twice.
                 let pairs: Vec<(&String, &String)> = users
                     .iter()
@@ -238,6 +238,29 @@ macro_rules! impl_messaging_store {
                     .flat_map(|(a, b)| [(a, b), (b, a)])
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
+                    .collect();
+                // Pairs already following hear nothing; the others get the followed identity.
+                let mut everyone: Vec<&String> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                everyone.sort();
+                everyone.dedup();
+                let mut following = std::collections::HashSet::new();
+                for chunk in everyone.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "select follower_user_id, followed_user_id from follows where app_id = ",
+                    );
+                    query.push_bind(app_id).push(" and following and follower_user_id in (");
+                    let mut list = query.separated(", ");
+                    for user in chunk {
+                        list.push_bind(user.as_str());
+                    }
+                    query.push(")");
+                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+                    following.extend(rows);
+                }
+                let events = pairs
+                    .iter()
+                    .filter(|(a, b)| !following.contains(&((*a).clone(), (*b).clone())))
+                    .map(|(a, b)| ((*a).clone(), $crate::store::Event::IdentityFollowed { user: (*b).clone() }))
                     .collect();
                 for chunk in pairs.chunks(1000) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -256,7 +279,7 @@ macro_rules! impl_messaging_store {
                     );
                     query.build().execute(&mut *conn).await?;
                 }
-                Ok(())
+                Ok(events)
             }
 
             async fn insert_parts(
@@ -459,6 +482,7 @@ macro_rules! impl_messaging_store {
                     }
                     return Err($crate::store::StoreError::Conflict("conversations".into()));
                 }
+                let mut follows = Vec::new();
                 if !new.participants.is_empty() {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "insert into conversation_members
@@ -473,15 +497,23 @@ macro_rules! impl_messaging_store {
                             .push_bind(new.created_at);
                     });
                     query.build().execute(&mut *tx).await?;
-                    Self::follow_each_other(&mut tx, new.app_id, &new.participants, &new.participants, new.created_at)
-                        .await?;
+                    follows = Self::follow_each_other(
+                        &mut tx,
+                        new.app_id,
+                        &new.participants,
+                        &new.participants,
+                        new.created_at,
+                    )
+                    .await?;
                 }
                 let created = Self::load_conversation(&mut tx, new.app_id, new.id)
                     .await?
                     .ok_or_else(|| $crate::store::StoreError::Conflict("conversations".into()))?;
                 let event = $crate::store::Event::ConversationCreated { conversation: new.id };
-                let touched =
-                    Self::record_for(&mut tx, new.app_id, &new.participants, &event, new.created_at).await?;
+                // The identities first, so the clients know the participants they now follow.
+                let mut events = follows;
+                events.extend(new.participants.iter().map(|user| (user.clone(), event.clone())));
+                let touched = Self::record(&mut tx, new.app_id, events, new.created_at).await?;
                 tx.commit().await?;
                 self.feed.touched(new.app_id, touched);
                 Ok(CreateConversation::Created(created))
@@ -595,8 +627,9 @@ macro_rules! impl_messaging_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                let mut events = Vec::new();
                 if !added.is_empty() {
-                    Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
+                    events = Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
                 }
                 let removed: Vec<String> = members
                     .iter()
@@ -609,7 +642,6 @@ macro_rules! impl_messaging_store {
                     .chain(removed.iter().map(|user| ConversationOp::ParticipantRemoved { user: user.clone() }))
                     .collect();
                 ops.extend($crate::store::messaging_sql::metadata_ops(&previous, &change.metadata));
-                let mut events = Vec::new();
                 for user in &change.participants {
                     if added.contains(user) {
                         events.push((user.clone(), Event::ConversationCreated { conversation: id }));

@@ -546,6 +546,25 @@ async fn follow_and_unfollow_reach_the_followers_devices_as_identity_changes() {
     for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
         ws.nothing_pending().await;
     }
+
+    // Sharing a conversation follows implicitly (again): the identity comes before the
+    // conversation; alice has no identity, so bob gets only the conversation.
+    let conversation = server.conversation_of(&["alice", "b.ob"]).await;
+    let packet = alice_v3.change("create", "Identity").await;
+    assert_eq!(packet["body"]["data"]["display_name"], "Bob");
+    let packet = alice_v3.change("create", "Conversation").await;
+    assert_eq!(
+        packet["body"]["object"]["id"],
+        format!("layer:///conversations/{conversation}")
+    );
+    alice_v1.change("create", "Conversation").await;
+    bob_ws.change("create", "Conversation").await;
+    // Already following: a second conversation brings no identity.
+    server.conversation_of(&["alice", "b.ob", "carol"]).await;
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.change("create", "Conversation").await;
+        ws.nothing_pending().await;
+    }
 }
 
 #[tokio::test]
