@@ -98,6 +98,18 @@ async fn message_create(
     )))
 }
 
+/// The conversation as the socket's user sees it now; `None` when they no longer do.
+async fn seen_conversation(
+    state: &AppState,
+    actor: &Actor,
+    conversation: Uuid,
+) -> Option<crate::store::UserConversation> {
+    let user = actor.user_id()?;
+    crate::service::conversations::user_conversation(&state.store, actor.app_id, user, conversation)
+        .await
+        .ok()
+}
+
 /// The Conversation update setting the per-user fields a message create or delete changes.
 async fn conversation_counts(
     state: &AppState,
@@ -105,17 +117,7 @@ async fn conversation_counts(
     version: ApiVersion,
     conversation: Uuid,
 ) -> ApiResult<Option<(PacketType, Value)>> {
-    let Some(user) = actor.user_id() else {
-        return Ok(None);
-    };
-    let Ok(view) = crate::service::conversations::user_conversation(
-        &state.store,
-        actor.app_id,
-        user,
-        conversation,
-    )
-    .await
-    else {
+    let Some(view) = seen_conversation(state, actor, conversation).await else {
         return Ok(None);
     };
     if view.conversation.deleted_at.is_some() {
@@ -158,14 +160,7 @@ async fn render_one(
     let bare = || crate::api::bare_view(state, actor, version);
     Ok(match event {
         Event::ConversationCreated { conversation } => {
-            let Ok(view) = crate::service::conversations::user_conversation(
-                store,
-                app_id,
-                user,
-                *conversation,
-            )
-            .await
-            else {
+            let Some(view) = seen_conversation(state, actor, *conversation).await else {
                 return Ok(None);
             };
             if view.conversation.deleted_at.is_some() {
@@ -408,17 +403,7 @@ async fn conversation_op(
             json!({ "operation": "delete", "property": format!("metadata.{}", escape_segment(key)) })
         }
         ConversationOp::UnreadMessageCount => {
-            let Some(user) = actor.user_id() else {
-                return Ok(None);
-            };
-            let Ok(current) = crate::service::conversations::user_conversation(
-                &state.store,
-                actor.app_id,
-                user,
-                conversation,
-            )
-            .await
-            else {
+            let Some(current) = seen_conversation(state, actor, conversation).await else {
                 return Ok(None);
             };
             json!({ "operation": "set", "property": "unread_message_count",

@@ -282,6 +282,24 @@ macro_rules! impl_messaging_store {
                 Ok(events)
             }
 
+            /// A recipient's receipt status for an announcement they have not deleted.
+            async fn announcement_status(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Option<i16>> {
+                Ok(sqlx::query_scalar(
+                    "select status from announcement_recipients
+                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
             async fn insert_parts(
                 conn: &mut Conn,
                 app_id: uuid::Uuid,
@@ -1410,15 +1428,7 @@ macro_rules! impl_messaging_store {
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::UserAnnouncement>> {
                 let mut conn = self.pool.acquire().await?;
-                let status: Option<i16> = sqlx::query_scalar(
-                    "select status from announcement_recipients
-                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
-                )
-                .bind(app_id)
-                .bind(id)
-                .bind(user_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+                let status = Self::announcement_status(&mut conn, app_id, id, user_id).await?;
                 let Some(status) = status else {
                     return Ok(None);
                 };
@@ -1486,15 +1496,7 @@ macro_rules! impl_messaging_store {
                 .rows_affected();
                 if raised == 0 {
                     // Not raised: is the user a recipient at all?
-                    let exists: Option<i16> = sqlx::query_scalar(
-                        "select status from announcement_recipients
-                         where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
-                    )
-                    .bind(app_id)
-                    .bind(id)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let exists = Self::announcement_status(&mut tx, app_id, id, user_id).await?;
                     return Ok(exists.is_some());
                 }
                 let event = $crate::store::Event::AnnouncementReceipt {
