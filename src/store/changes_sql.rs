@@ -96,6 +96,21 @@ macro_rules! impl_change_log {
                 Self::record(conn, app_id, events, now).await
             }
 
+            /// `record_for`, then commits and names the touched users to the feed.
+            async fn commit_for(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                app_id: uuid::Uuid,
+                users: &[String],
+                event: &$crate::store::Event,
+                now: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                let touched = Self::record_for(&mut tx, app_id, users, event, now).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(())
+            }
+
             /// Who hears about changes of `user_id`'s identity: the user and their followers.
             async fn identity_audience(
                 conn: &mut <$db as sqlx::Database>::Connection,

@@ -1503,11 +1503,8 @@ macro_rules! impl_messaging_store {
                     announcement: id,
                     status: status.as_str().to_owned(),
                 };
-                let users = [user_id.to_owned()];
-                let touched =
-                    Self::record_for(&mut tx, app_id, &users, &event, $crate::store::Timestamp::now()).await?;
-                tx.commit().await?;
-                self.feed.touched(app_id, touched);
+                self.commit_for(tx, app_id, &[user_id.to_owned()], &event, $crate::store::Timestamp::now())
+                    .await?;
                 Ok(true)
             }
 
@@ -1532,11 +1529,8 @@ macro_rules! impl_messaging_store {
                     return Ok(false);
                 }
                 let event = $crate::store::Event::AnnouncementDeleted { announcement: id };
-                let users = [user_id.to_owned()];
-                let touched =
-                    Self::record_for(&mut tx, app_id, &users, &event, $crate::store::Timestamp::now()).await?;
-                tx.commit().await?;
-                self.feed.touched(app_id, touched);
+                self.commit_for(tx, app_id, &[user_id.to_owned()], &event, $crate::store::Timestamp::now())
+                    .await?;
                 Ok(true)
             }
 
