@@ -105,6 +105,10 @@ pub struct ContentSettings {
     pub upload_url_ttl_secs: u64,
     pub download_url_ttl_secs: u64,
     pub unreferenced_ttl_secs: u64,
+    /// A transfer (upload or download) that moves no bytes this long is cut off.
+    pub transfer_idle_timeout_secs: u64,
+    /// No transfer takes longer than this in total.
+    pub transfer_timeout_secs: u64,
     /// HMAC key of upload and download URLs; empty: generated into `<data_dir>`.
     pub signing_secret: SecretString,
     pub s3: S3Settings,
@@ -232,6 +236,9 @@ impl Settings {
         }
         if self.content.upload_url_ttl_secs == 0 || self.content.download_url_ttl_secs == 0 {
             return invalid("content URL lifetimes must be at least 1 second");
+        }
+        if self.content.transfer_idle_timeout_secs == 0 || self.content.transfer_timeout_secs == 0 {
+            return invalid("content transfer timeouts must be at least 1 second");
         }
         if self.content.store == ContentBackend::S3 && self.content.s3.bucket.is_empty() {
             return invalid("content.store = \"s3\" needs content.s3.bucket");

@@ -10,7 +10,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -168,6 +167,19 @@ pub async fn platform_refresh(
     Ok(refreshed(&state, &content, path))
 }
 
+/// `GET /apps/:app/content/:content_id`: the `refresh_url` the Platform API renders where no
+/// conversation frames the content (announcements); any uploaded content of the app.
+pub async fn platform_refresh_any(
+    State(state): State<AppState>,
+    actor: Actor,
+    ids: PathIds,
+) -> ApiResult<Response> {
+    let id = ids.uuid("content_id", "content")?;
+    let content = svc::app_content(&state.store, actor.app_id, id).await?;
+    let path = format!("/apps/{}/content/{id}", actor.app_id);
+    Ok(refreshed(&state, &content, path))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Signed {
     expires: Option<String>,
@@ -175,7 +187,17 @@ pub struct Signed {
 }
 
 /// The transfer routes: no Accept, no credentials (the signature is the authorisation), no body
-/// limit beyond `content.max_bytes`, no request timeout (large files take long).
+/// limit beyond `content.max_bytes`, not the API's request timeout (large files take long) but
+/// the `content.transfer_*timeout_secs`: an idle pause and a total time per transfer.
+fn transfer_timeouts(state: &AppState) -> crate::content::Timeouts {
+    let content = &state.settings.content;
+    crate::content::Timeouts {
+        idle: std::time::Duration::from_secs(content.transfer_idle_timeout_secs),
+        total: std::time::Duration::from_secs(content.transfer_timeout_secs),
+    }
+}
+
+/// The routes of the signed transfer URLs.
 pub fn transfer_routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -224,6 +246,7 @@ async fn upload(
         content_type,
         body.into_data_stream(),
         max_bytes,
+        transfer_timeouts(&state),
     )
     .await?;
     Ok(StatusCode::OK.into_response())
@@ -259,9 +282,9 @@ async fn download(
             );
             ApiError::not_found("The content's data is missing from the content store.")
         })?;
-    let stream = object
-        .stream
-        .map_err(|err| std::io::Error::other(err.to_string()));
+    // A stalled store read or a download past the total time ends the response early (the
+    // client sees a truncated body, shorter than Content-Length).
+    let stream = transfer_timeouts(&state).limit(object.stream);
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&content.content_type) {

@@ -468,6 +468,41 @@ pub async fn get_part(
     ))
 }
 
+/// The content ids the new or changed `parts` of `message` reference, once checked (the app
+/// may also use its own content when it edits).
+async fn part_references(
+    state: &AppState,
+    actor: &Actor,
+    message: &Message,
+    parts: &mut [crate::store::Part],
+    single: bool,
+) -> ApiResult<Vec<uuid::Uuid>> {
+    let by_app = actor.user_id().is_none();
+    svc::check_part_references(&state.store, actor.app_id, message, by_app, parts, single).await
+}
+
+/// Adds `part` to `message` (or, with `update`, replaces the part of its id) once its content
+/// reference is checked; then marks that content referenced.
+async fn change_one_part(
+    state: &AppState,
+    actor: &Actor,
+    message: &Message,
+    part: &mut crate::store::Part,
+    update: bool,
+) -> ApiResult<()> {
+    let content_ids =
+        part_references(state, actor, message, std::slice::from_mut(part), true).await?;
+    let change = if update {
+        state
+            .store
+            .update_part(actor.app_id, message.id, part)
+            .await?
+    } else {
+        state.store.add_part(actor.app_id, message.id, part).await?
+    };
+    svc::parts_changed(&state.store, actor.app_id, message.id, &content_ids, change).await
+}
+
 pub async fn add_part(
     State(state): State<AppState>,
     actor: Actor,
@@ -476,19 +511,14 @@ pub async fn add_part(
     LayerJson(body): LayerJson<PartInput>,
 ) -> ApiResult<Response> {
     let message = editable(&state, &actor, version, &ids).await?;
-    let part = svc::part(
+    let mut part = svc::part(
         body,
         message.id,
         0,
         &state.settings.limits,
         Some(Timestamp::now()),
     )?;
-    svc::part_change(
-        state
-            .store
-            .add_part(actor.app_id, message.id, &part)
-            .await?,
-    )?;
+    change_one_part(&state, &actor, &message, &mut part, false).await?;
     let message = load(&state, &actor, &ids).await?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -513,12 +543,7 @@ pub async fn update_part(
         Some(Timestamp::now()),
     )?;
     part.id = part_id;
-    svc::part_change(
-        state
-            .store
-            .update_part(actor.app_id, message.id, &part)
-            .await?,
-    )?;
+    change_one_part(&state, &actor, &message, &mut part, true).await?;
     let message = load(&state, &actor, &ids).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -536,13 +561,19 @@ pub async fn replace_parts(
     let message = editable(&state, &actor, version, &ids).await?;
     let now = Timestamp::now();
     // Every part is new: fresh ids unless the caller chose them.
-    let parts = svc::parts(Some(body), message.id, &state.settings.limits, Some(now))?;
-    svc::part_change(
+    let mut parts = svc::parts(Some(body), message.id, &state.settings.limits, Some(now))?;
+    let content_ids = part_references(&state, &actor, &message, &mut parts, false).await?;
+    svc::parts_changed(
+        &state.store,
+        actor.app_id,
+        message.id,
+        &content_ids,
         state
             .store
             .replace_parts(actor.app_id, message.id, &parts, now)
             .await?,
-    )?;
+    )
+    .await?;
     let message = load(&state, &actor, &ids).await?;
     let view = super::bare_view(&state, &actor, version);
     Ok(json_response(StatusCode::OK, &view.parts(&message)))

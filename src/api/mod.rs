@@ -194,6 +194,7 @@ pub fn platform_routes(state: AppState) -> Router<AppState> {
             "/conversations/{conversation_id}/content/{content_id}",
             get(content::platform_refresh),
         )
+        .route("/content/{content_id}", get(content::platform_refresh_any))
         .route("/announcements", post(announcements::announce))
         .route("/notifications", post(announcements::notify))
         .route(

@@ -6,4 +6,4 @@ pub mod signing;
 pub mod storage;
 
 pub use signing::{Purpose, UrlSigner};
-pub use storage::{PutError, Storage, Stored};
+pub use storage::{PutError, Storage, Stored, Timeout, Timeouts};

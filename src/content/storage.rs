@@ -3,6 +3,7 @@
 //! an upload only becomes visible when complete, so a failed one leaves nothing behind.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -26,8 +27,80 @@ pub enum PutError {
     /// The client's body broke off.
     #[error("reading the upload failed: {0}")]
     Body(String),
+    /// The client sent nothing for `idle`, or did not finish within `total`.
+    #[error("the upload timed out")]
+    TimedOut(Timeout),
     #[error("content store: {0}")]
     Store(#[from] object_store::Error),
+}
+
+/// Bounds on a transfer's duration: the longest pause between two chunks, and the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+/// Which of the `Timeouts` ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    Idle(Duration),
+    Total(Duration),
+}
+
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timeout::Idle(d) => write!(f, "no data for {} s", d.as_secs()),
+            Timeout::Total(d) => write!(f, "not done within {} s", d.as_secs()),
+        }
+    }
+}
+
+impl Timeouts {
+    /// Waits for the next item of `stream`, at most until the pause or the whole runs out.
+    pub async fn next<S: Stream + Unpin>(
+        &self,
+        stream: &mut S,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<S::Item>, Timeout> {
+        let now = tokio::time::Instant::now();
+        let wait = self.idle.min(deadline.saturating_duration_since(now));
+        match tokio::time::timeout(wait, stream.next()).await {
+            Ok(item) => Ok(item),
+            Err(_) if tokio::time::Instant::now() >= deadline => Err(Timeout::Total(self.total)),
+            Err(_) => Err(Timeout::Idle(self.idle)),
+        }
+    }
+
+    /// `stream` cut off with an error when a pause or the whole takes too long (checked while
+    /// the stream is polled).
+    pub fn limit<S, T, E>(
+        self,
+        stream: S,
+    ) -> impl Stream<Item = Result<T, std::io::Error>> + Send + 'static
+    where
+        S: Stream<Item = Result<T, E>> + Unpin + Send + 'static,
+        E: std::fmt::Display,
+        T: Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + self.total;
+        futures_util::stream::unfold(Some(stream), move |state| async move {
+            let mut stream = state?;
+            match self.next(&mut stream, deadline).await {
+                Ok(Some(Ok(item))) => Some((Ok(item), Some(stream))),
+                Ok(Some(Err(err))) => Some((Err(std::io::Error::other(err.to_string())), None)),
+                Ok(None) => None,
+                Err(timeout) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        timeout.to_string(),
+                    )),
+                    None,
+                )),
+            }
+        })
+    }
 }
 
 /// What a complete upload stored.
@@ -108,14 +181,20 @@ impl Storage {
 
     /// Streams `body` to `key`, at most `limit` bytes. The object appears (replacing an earlier
     /// one) only once the whole body has arrived; on any error the partial upload is aborted.
-    pub async fn put<S, E>(&self, key: &str, body: S, limit: u64) -> Result<Stored, PutError>
+    pub async fn put<S, E>(
+        &self,
+        key: &str,
+        body: S,
+        limit: u64,
+        timeouts: Timeouts,
+    ) -> Result<Stored, PutError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let upload = self.store.put_multipart(&self.path(key)).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
-        match copy(&mut writer, body, limit).await {
+        match copy(&mut writer, body, limit, timeouts).await {
             Ok(stored) => {
                 writer.finish().await?;
                 Ok(stored)
@@ -154,6 +233,7 @@ async fn copy<S, E>(
     writer: &mut WriteMultipart,
     mut body: S,
     limit: u64,
+    timeouts: Timeouts,
 ) -> Result<Stored, PutError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -161,7 +241,12 @@ where
 {
     let mut size: u64 = 0;
     let mut hash = Sha256::new();
-    while let Some(chunk) = body.next().await {
+    let deadline = tokio::time::Instant::now() + timeouts.total;
+    while let Some(chunk) = timeouts
+        .next(&mut body, deadline)
+        .await
+        .map_err(PutError::TimedOut)?
+    {
         let chunk = chunk.map_err(|e| PutError::Body(e.to_string()))?;
         size = size.saturating_add(chunk.len() as u64);
         if size > limit {

@@ -8,7 +8,7 @@ use futures_util::Stream;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::content::{Purpose, PutError, Storage, UrlSigner};
+use crate::content::{Purpose, PutError, Storage, Timeouts, UrlSigner};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{Content, DynStore, Part, Timestamp};
 
@@ -170,6 +170,7 @@ pub async fn upload<S, E>(
     content_type: Option<&str>,
     body: S,
     max_bytes: u64,
+    timeouts: Timeouts,
 ) -> ApiResult<()>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -188,7 +189,10 @@ where
         return Err(already_sent());
     }
     let limit = upload_limit(content, max_bytes);
-    let stored = match storage.put(&content.object_key(), body, limit).await {
+    let stored = match storage
+        .put(&content.object_key(), body, limit, timeouts)
+        .await
+    {
         Ok(stored) => stored,
         Err(PutError::TooLarge { limit }) => {
             return Err(ApiError::invalid_request(format!(
@@ -201,6 +205,12 @@ where
             return Err(ApiError::invalid_request(format!(
                 "The upload broke off ({err}); nothing was stored."
             )))
+        }
+        Err(PutError::TimedOut(timeout)) => {
+            return Err(ApiError::invalid_request(format!(
+                "The upload timed out ({timeout}); nothing was stored."
+            ))
+            .with_status(StatusCode::REQUEST_TIMEOUT))
         }
         Err(PutError::Store(err)) => return Err(storage_unavailable(err)),
     };
@@ -244,46 +254,67 @@ pub async fn check_references(
 ) -> ApiResult<Vec<Uuid>> {
     let mut ids = Vec::new();
     for (index, part) in parts.iter_mut().enumerate() {
-        let Some(reference) = part.content.as_ref() else {
-            continue;
-        };
         let property = format!("parts[{index}].content");
-        let id = reference
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| id.strip_prefix("layer:///content/"))
-            .and_then(|id| Uuid::try_parse(id).ok())
-            .ok_or_else(|| {
-                ApiError::invalid_property(&property, "content.id must be layer:///content/<uuid>.")
-            })?;
-        let content = store.content(app_id, id).await?;
-        let usable = content.filter(|c| match (&c.owner_user_id, sender) {
-            (Some(owner), Uploader::User(user)) => owner == user,
-            (Some(_), Uploader::App) => false,
-            (None, _) => app_content_allowed,
-        });
-        let Some(content) = usable else {
-            return Err(ApiError::invalid_property(
-                &property,
-                format!("{property}: no such content."),
-            ));
-        };
-        let Some(size) = content.size else {
-            return Err(ApiError::invalid_property(
-                &property,
-                format!("{property}: the content has not been uploaded yet."),
-            ));
-        };
-        part.content = Some(json!({
-            "id": format!("layer:///content/{id}"),
-            "size": size,
-        }));
-        ids.push(id);
+        if let Some(id) =
+            check_reference(store, app_id, sender, app_content_allowed, part, &property).await?
+        {
+            ids.push(id);
+        }
     }
     Ok(ids)
 }
 
-/// Marks the contents as referenced by a sent message (they are then never collected).
+/// `check_references` for one part (added or updated on its own); errors name `property`.
+pub async fn check_reference(
+    store: &DynStore,
+    app_id: Uuid,
+    sender: Uploader<'_>,
+    app_content_allowed: bool,
+    part: &mut Part,
+    property: &str,
+) -> ApiResult<Option<Uuid>> {
+    let Some(reference) = part.content.as_ref() else {
+        return Ok(None);
+    };
+    let id = reference
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.strip_prefix("layer:///content/"))
+        .and_then(|id| Uuid::try_parse(id).ok())
+        .ok_or_else(|| {
+            ApiError::invalid_property(property, "content.id must be layer:///content/<uuid>.")
+        })?;
+    let content = store.content(app_id, id).await?;
+    let usable = content.filter(|c| match (&c.owner_user_id, sender) {
+        (Some(owner), Uploader::User(user)) => owner == user,
+        (Some(_), Uploader::App) => false,
+        (None, _) => app_content_allowed,
+    });
+    let Some(content) = usable else {
+        return Err(ApiError::invalid_property(
+            property,
+            format!("{property}: no such content."),
+        ));
+    };
+    let Some(size) = content.size else {
+        return Err(ApiError::invalid_property(
+            property,
+            format!("{property}: the content has not been uploaded yet."),
+        ));
+    };
+    part.content = Some(json!({
+        "id": format!("layer:///content/{id}"),
+        "size": size,
+    }));
+    Ok(Some(id))
+}
+
+/// Marks the contents as referenced by a sent message or announcement (they are then never
+/// collected, and the message's readers may refresh their download URLs). Conversation message
+/// sends do this inside the store's insert transaction; part edits, announcements and channel
+/// messages still call this after their commit, so content that reached `unreferenced_ttl_secs`
+/// between the check and this call could be collected under them (a narrow window, documented
+/// in the README).
 pub async fn mark_referenced(
     store: &DynStore,
     app_id: Uuid,
@@ -299,7 +330,7 @@ pub async fn mark_referenced(
 }
 
 /// The content, if `user` may download it: they uploaded it, or they see a message (of a
-/// conversation or a channel) that references it. 404 otherwise, as for unknown content.
+/// conversation or a channel) or an announcement that references it. 404 otherwise, as for unknown content.
 pub async fn user_content(
     store: &DynStore,
     app_id: Uuid,
@@ -317,6 +348,10 @@ pub async fn user_content(
                 super::messages::user_message(store, app_id, user, message_id).await;
             if in_conversation.is_ok()
                 || super::channels::user_message(store, app_id, user, message_id)
+                    .await?
+                    .is_some()
+                || store
+                    .user_announcement(app_id, user, message_id)
                     .await?
                     .is_some()
             {
@@ -359,6 +394,11 @@ pub async fn conversation_content(
         return Err(not_found());
     }
     uploaded(content)
+}
+
+/// Any uploaded content of the app (the Platform API sees all of an app's data).
+pub async fn app_content(store: &DynStore, app_id: Uuid, id: Uuid) -> ApiResult<Content> {
+    uploaded(store.content(app_id, id).await?.ok_or_else(not_found)?)
 }
 
 fn uploaded(content: Content) -> ApiResult<Content> {

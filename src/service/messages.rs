@@ -169,9 +169,7 @@ pub async fn send(
         Sender::User(user) => super::content::Uploader::User(user),
         Sender::Name(_) => super::content::Uploader::App,
     };
-    let content_ids =
-        super::content::check_references(store, app_id, uploader, !as_participant, &mut parts)
-            .await?;
+    super::content::check_references(store, app_id, uploader, !as_participant, &mut parts).await?;
     let new = NewMessage {
         app_id,
         id: input.id.unwrap_or_else(Uuid::new_v4),
@@ -182,10 +180,8 @@ pub async fn send(
         parts,
     };
     match store.send_message(&new).await? {
-        SendMessage::Sent(message) => {
-            super::content::mark_referenced(store, app_id, &content_ids, message.id).await?;
-            Ok(Ok(message))
-        }
+        // The store marked the contents referenced in the transaction of the insert.
+        SendMessage::Sent(message) => Ok(Ok(message)),
         SendMessage::IdInUse(existing) => Ok(Err(existing)),
         SendMessage::IdInUseByChannelMessage => Err(super::channels::message_id_in_use()),
         SendMessage::ConversationNotFound => Err(super::conversations::not_found()),
@@ -271,6 +267,53 @@ pub async fn receipt(
     Ok(())
 }
 
+/// Who may reference which content in the parts of `message` added or changed later: the
+/// content its sender could send (the app's own only when the app itself edits).
+fn part_uploader(message: &Message) -> super::content::Uploader<'_> {
+    match message.sender.user_id() {
+        Some(user) => super::content::Uploader::User(user),
+        None => super::content::Uploader::App,
+    }
+}
+
+/// Checks the content references of parts about to be added to or changed in `message` (see
+/// `content::check_references`); `single` names the property `content` instead of
+/// `parts[i].content`. Returns the content ids, for `parts_changed`.
+pub async fn check_part_references(
+    store: &DynStore,
+    app_id: Uuid,
+    message: &Message,
+    by_app: bool,
+    parts: &mut [Part],
+    single: bool,
+) -> ApiResult<Vec<Uuid>> {
+    let uploader = part_uploader(message);
+    if single {
+        let mut ids = Vec::new();
+        for part in parts {
+            ids.extend(
+                super::content::check_reference(store, app_id, uploader, by_app, part, "content")
+                    .await?,
+            );
+        }
+        Ok(ids)
+    } else {
+        super::content::check_references(store, app_id, uploader, by_app, parts).await
+    }
+}
+
+/// The outcome of a part change; once done, marks the contents its parts reference.
+pub async fn parts_changed(
+    store: &DynStore,
+    app_id: Uuid,
+    message_id: Uuid,
+    content_ids: &[Uuid],
+    change: PartChange,
+) -> ApiResult<()> {
+    part_change(change)?;
+    super::content::mark_referenced(store, app_id, content_ids, message_id).await
+}
+
 pub fn part_change(change: PartChange) -> ApiResult<()> {
     match change {
         PartChange::Done => Ok(()),
@@ -306,17 +349,25 @@ pub async fn announce(
     if recipients.is_empty() {
         return Err(ApiError::missing_property("recipients"));
     }
+    let mut parts = input.parts;
+    let uploader = match &input.sender {
+        Sender::User(user) => super::content::Uploader::User(user),
+        Sender::Name(_) => super::content::Uploader::App,
+    };
+    let content_ids =
+        super::content::check_references(store, app_id, uploader, true, &mut parts).await?;
     let announcement = Announcement {
         app_id,
         id: Uuid::new_v4(),
         sender: input.sender,
         sent_at: Timestamp::now(),
         notification: input.notification,
-        parts: input.parts,
+        parts,
         recipients,
     };
     if !store.create_announcement(&announcement).await? {
         return Err(ApiError::internal("announcement id collision"));
     }
+    super::content::mark_referenced(store, app_id, &content_ids, announcement.id).await?;
     Ok(announcement)
 }

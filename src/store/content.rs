@@ -25,6 +25,15 @@ pub struct Content {
     pub uploaded_at: Option<Timestamp>,
 }
 
+/// The contents that parts reference (`content.id` = `layer:///content/<uuid>`).
+pub fn referenced_ids(parts: &[super::Part]) -> Vec<Uuid> {
+    parts
+        .iter()
+        .filter_map(|part| part.content.as_ref()?.get("id")?.as_str())
+        .filter_map(|id| Uuid::try_parse(id.strip_prefix("layer:///content/")?).ok())
+        .collect()
+}
+
 impl Content {
     pub fn is_uploaded(&self) -> bool {
         self.uploaded_at.is_some()

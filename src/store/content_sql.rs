@@ -1,7 +1,47 @@
 //! The SQL of `ContentStore`, one body for both backends (see `sql.rs`).
 
 macro_rules! impl_content_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Marks the contents `parts` reference as referenced by `message_id`, on the
+            /// caller's connection: inside the transaction that inserts the message, so that
+            /// the message and its references commit together and garbage collection never
+            /// sees sent content unreferenced. A content collected in the meantime fails the
+            /// foreign key, and with it the whole send.
+            pub(crate) async fn reference_contents(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                app_id: uuid::Uuid,
+                message_id: uuid::Uuid,
+                parts: &[$crate::store::Part],
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                let ids = $crate::store::content::referenced_ids(parts);
+                Self::insert_content_references(conn, app_id, &ids, message_id, at).await
+            }
+
+            async fn insert_content_references(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                app_id: uuid::Uuid,
+                content_ids: &[uuid::Uuid],
+                message_id: uuid::Uuid,
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                for id in content_ids {
+                    sqlx::query(
+                        "insert into content_references (app_id, content_id, message_id, created_at)
+                         values ($1, $2, $3, $4) on conflict do nothing",
+                    )
+                    .bind(app_id)
+                    .bind(id)
+                    .bind(message_id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
         const CONTENT_COLUMNS: &str = "app_id, id, owner_user_id, conversation_id, content_type, \
              declared_size, size, sha256, created_at, uploaded_at";
         const UNREFERENCED: &str = "not exists (select 1 from content_references r \
@@ -104,18 +144,8 @@ macro_rules! impl_content_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
-                for id in content_ids {
-                    sqlx::query(
-                        "insert into content_references (app_id, content_id, message_id, created_at)
-                         values ($1, $2, $3, $4) on conflict do nothing",
-                    )
-                    .bind(app_id)
-                    .bind(id)
-                    .bind(message_id)
-                    .bind(at)
-                    .execute(&mut *tx)
+                Self::insert_content_references(&mut tx, app_id, content_ids, message_id, at)
                     .await?;
-                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -965,6 +965,7 @@ macro_rules! impl_messaging_store {
                     return Ok(existing.map_or(SendMessage::IdInUseByChannelMessage, SendMessage::IdInUse));
                 }
                 Self::insert_parts(&mut tx, new.app_id, new.id, 0, &new.parts).await?;
+                Self::reference_contents(&mut tx, new.app_id, new.id, &new.parts, new.sent_at).await?;
                 let participants: Vec<String> = sqlx::query_scalar(
                     "select user_id from conversation_members
                      where app_id = $1 and conversation_id = $2 and is_participant order by seq",

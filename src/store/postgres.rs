@@ -41,4 +41,4 @@ impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_change_log!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);
-impl_content_store!(PgStore);
+impl_content_store!(PgStore, sqlx::Postgres);

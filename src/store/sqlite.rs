@@ -56,4 +56,4 @@ impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 impl_change_log!(SqliteStore, sqlx::Sqlite);
 impl_channel_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);
-impl_content_store!(SqliteStore);
+impl_content_store!(SqliteStore, sqlx::Sqlite);

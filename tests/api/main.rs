@@ -14,6 +14,7 @@ mod dedup;
 mod identities;
 mod isolation;
 mod messages;
+mod moto;
 mod ops;
 mod pipeline;
 mod proxy;
