@@ -39,8 +39,114 @@ fn update_operation(version: ApiVersion) -> &'static str {
     }
 }
 
-/// The packet for `event` as the socket's user sees it; `None` when there is nothing to send.
+/// The packets for `event` as the socket's user sees it (none when there is nothing to send).
+///
+/// A message create or delete is followed by a Conversation update refreshing the per-user
+/// fields it changed (`last_message`, `unread_message_count`, `total_message_count`): they are
+/// derived here, at delivery, from the conversation as the user sees it now, so the send path
+/// writes no extra change rows for them.
 pub async fn render(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    event: &Event,
+) -> ApiResult<Vec<(PacketType, Value)>> {
+    let (main, touched) = match event {
+        Event::MessageCreated { message } => {
+            match message_create(state, actor, version, *message).await? {
+                Some((packet, conversation)) => (Some(packet), Some(conversation)),
+                None => (None, None),
+            }
+        }
+        Event::MessageDeleted { conversation, .. } => (
+            render_one(state, actor, version, event).await?,
+            *conversation,
+        ),
+        _ => (render_one(state, actor, version, event).await?, None),
+    };
+    let mut packets: Vec<(PacketType, Value)> = main.into_iter().collect();
+    if let Some(conversation) = touched {
+        packets.extend(conversation_counts(state, actor, version, conversation).await?);
+    }
+    Ok(packets)
+}
+
+/// A Message create packet and the message's conversation, if the user still sees it.
+async fn message_create(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    message: Uuid,
+) -> ApiResult<Option<((PacketType, Value), Uuid)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(None);
+    };
+    let Ok((message, _)) =
+        crate::service::messages::user_message(&state.store, actor.app_id, user, message).await
+    else {
+        return Ok(None);
+    };
+    let data = crate::api::messages::render(state, actor, version, &message).await?;
+    let renderer = crate::api::bare_view(state, actor, version);
+    Ok(Some((
+        change(
+            "create",
+            message_object(&renderer, message.conversation_id, message.id),
+            data,
+        ),
+        message.conversation_id,
+    )))
+}
+
+/// The conversation as the socket's user sees it now; `None` when they no longer do.
+async fn seen_conversation(
+    state: &AppState,
+    actor: &Actor,
+    conversation: Uuid,
+) -> Option<crate::store::UserConversation> {
+    let user = actor.user_id()?;
+    crate::service::conversations::user_conversation(&state.store, actor.app_id, user, conversation)
+        .await
+        .ok()
+}
+
+/// The Conversation update setting the per-user fields a message create or delete changes.
+async fn conversation_counts(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    conversation: Uuid,
+) -> ApiResult<Option<(PacketType, Value)>> {
+    let Some(view) = seen_conversation(state, actor, conversation).await else {
+        return Ok(None);
+    };
+    if view.conversation.deleted_at.is_some() {
+        return Ok(None);
+    }
+    let users = crate::api::conversations::users_of_view(&view);
+    let renderer = crate::api::view_for(state, actor, version, users).await?;
+    let mut rendered = renderer.user_conversation(&view);
+    let last = rendered["last_message"].take();
+    let last_message = if last.is_null() {
+        json!({ "operation": "set", "property": "last_message", "value": null })
+    } else {
+        json!({ "operation": "set", "property": "last_message", "id": last["id"], "value": last })
+    };
+    Ok(Some(change(
+        update_operation(version),
+        conversation_object(&renderer, conversation),
+        json!([
+            last_message,
+            { "operation": "set", "property": "unread_message_count",
+              "value": view.unread_message_count },
+            { "operation": "set", "property": "total_message_count",
+              "value": view.total_message_count },
+        ]),
+    )))
+}
+
+/// The main packet for `event`; `None` when there is nothing to send.
+async fn render_one(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
@@ -54,14 +160,7 @@ pub async fn render(
     let bare = || crate::api::bare_view(state, actor, version);
     Ok(match event {
         Event::ConversationCreated { conversation } => {
-            let Ok(view) = crate::service::conversations::user_conversation(
-                store,
-                app_id,
-                user,
-                *conversation,
-            )
-            .await
-            else {
+            let Some(view) = seen_conversation(state, actor, *conversation).await else {
                 return Ok(None);
             };
             if view.conversation.deleted_at.is_some() {
@@ -111,20 +210,8 @@ pub async fn render(
             conversation_object(&bare(), *conversation),
             json!({ "mode": mode, "from_position": from_position }),
         )),
-        Event::MessageCreated { message } => {
-            let Ok((message, _)) =
-                crate::service::messages::user_message(store, app_id, user, *message).await
-            else {
-                return Ok(None);
-            };
-            let data = crate::api::messages::render(state, actor, version, &message).await?;
-            let renderer = bare();
-            Some(change(
-                "create",
-                message_object(&renderer, message.conversation_id, message.id),
-                data,
-            ))
-        }
+        // Rendered with its conversation refresh by `render`.
+        Event::MessageCreated { .. } => None,
         Event::MessageReceipt {
             message,
             user: reader,
@@ -141,7 +228,7 @@ pub async fn render(
                 json!([{ "operation": "set", "property": property, "value": status }]),
             ))
         }
-        Event::MessageDeleted { message, mode } => Some(change(
+        Event::MessageDeleted { message, mode, .. } => Some(change(
             "delete",
             message_object(&bare(), Uuid::nil(), *message),
             json!({ "mode": mode }),
@@ -155,14 +242,83 @@ pub async fn render(
             let data = renderer.user_announcement(&item);
             Some(change(
                 "create",
-                object(
-                    "Announcement",
-                    format!("layer:///announcements/{announcement}"),
-                    renderer.announcement_url(*announcement),
-                ),
+                announcement_object(&renderer, *announcement),
                 data,
             ))
         }
+        Event::AnnouncementReceipt {
+            announcement,
+            status,
+        } => {
+            let renderer = bare();
+            let property = format!(
+                "recipient_status.{}",
+                escape_segment(&renderer.user_key(user))
+            );
+            Some(change(
+                update_operation(version),
+                announcement_object(&renderer, *announcement),
+                json!([{ "operation": "set", "property": property, "value": status }]),
+            ))
+        }
+        Event::AnnouncementDeleted { announcement } => Some(change(
+            "delete",
+            announcement_object(&bare(), *announcement),
+            json!({}),
+        )),
+        Event::IdentityFollowed { user: followed } => {
+            if !version.has_identities() {
+                return Ok(None);
+            }
+            let Some(identity) = store.identity(app_id, followed).await? else {
+                return Ok(None);
+            };
+            let renderer = bare();
+            Some(change(
+                "create",
+                identity_object(&renderer, followed),
+                renderer.identity(&identity),
+            ))
+        }
+        Event::IdentityUpdated {
+            user: changed,
+            fields,
+        } => {
+            if !version.has_identities() {
+                return Ok(None);
+            }
+            let Some(identity) = store.identity(app_id, changed).await? else {
+                return Ok(None);
+            };
+            let renderer = bare();
+            let rendered = renderer.identity(&identity);
+            let ops: Vec<Value> = fields
+                .iter()
+                .filter_map(|field| {
+                    let value = rendered.get(field)?;
+                    Some(json!({ "operation": "set", "property": field, "value": value }))
+                })
+                .collect();
+            if ops.is_empty() {
+                return Ok(None);
+            }
+            Some(change(
+                update_operation(version),
+                identity_object(&renderer, changed),
+                Value::Array(ops),
+            ))
+        }
+        Event::IdentityUnfollowed { user: followed }
+        | Event::IdentityDeleted { user: followed }
+            if version.has_identities() =>
+        {
+            Some(change(
+                "delete",
+                identity_object(&bare(), followed),
+                Value::Null,
+            ))
+        }
+        Event::IdentityUnfollowed { .. } | Event::IdentityDeleted { .. } => None,
         Event::MarkAllRead {
             conversation,
             position,
@@ -187,6 +343,22 @@ fn conversation_object(view: &View<'_>, id: Uuid) -> Value {
         "Conversation",
         conversation_uri(id),
         view.conversation_url(id),
+    )
+}
+
+fn announcement_object(view: &View<'_>, id: Uuid) -> Value {
+    object(
+        "Announcement",
+        format!("layer:///announcements/{id}"),
+        view.announcement_url(id),
+    )
+}
+
+fn identity_object(view: &View<'_>, user: &str) -> Value {
+    object(
+        "Identity",
+        crate::ids::identity_uri(user),
+        view.identity_url(user),
     )
 }
 
@@ -231,17 +403,7 @@ async fn conversation_op(
             json!({ "operation": "delete", "property": format!("metadata.{}", escape_segment(key)) })
         }
         ConversationOp::UnreadMessageCount => {
-            let Some(user) = actor.user_id() else {
-                return Ok(None);
-            };
-            let Ok(current) = crate::service::conversations::user_conversation(
-                &state.store,
-                actor.app_id,
-                user,
-                conversation,
-            )
-            .await
-            else {
+            let Some(current) = seen_conversation(state, actor, conversation).await else {
                 return Ok(None);
             };
             json!({ "operation": "set", "property": "unread_message_count",

@@ -111,21 +111,21 @@ impl Delivery {
                         event,
                     )
                     .await;
-                    match rendered {
-                        Ok(Some((kind, body))) => {
-                            let packet = Outbound::Stamped {
-                                kind,
-                                body,
-                                at: change.at,
-                            };
-                            if !self.socket.push_paced(packet, self.headroom).await {
-                                return Ok(());
-                            }
-                        }
-                        Ok(None) => {}
+                    let packets = match rendered {
+                        Ok(packets) => packets,
                         Err(err) => {
                             tracing::warn!(error = %err, "rendering a change failed");
                             return Err(err);
+                        }
+                    };
+                    for (kind, body) in packets {
+                        let packet = Outbound::Stamped {
+                            kind,
+                            body,
+                            at: change.at,
+                        };
+                        if !self.socket.push_paced(packet, self.headroom).await {
+                            return Ok(());
                         }
                     }
                 }

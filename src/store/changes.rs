@@ -46,9 +46,40 @@ pub enum Event {
     MessageDeleted {
         message: Uuid,
         mode: String,
+        /// Its conversation (absent in events written before it was recorded): the user's
+        /// `last_message` and counts are refreshed at delivery.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<Uuid>,
     },
     AnnouncementCreated {
         announcement: Uuid,
+    },
+    /// The receiving user's own receipt for the announcement rose to `status`.
+    AnnouncementReceipt {
+        announcement: Uuid,
+        status: String,
+    },
+    /// The receiving user deleted the announcement.
+    AnnouncementDeleted {
+        announcement: Uuid,
+    },
+    /// `user`'s identity changed in these rendered properties (Identity update, 2.0+; the
+    /// values are read at delivery).
+    IdentityUpdated {
+        user: String,
+        fields: Vec<String>,
+    },
+    /// `user`'s identity was deleted (Identity delete, 2.0+).
+    IdentityDeleted {
+        user: String,
+    },
+    /// The receiving user now follows `user` (Identity create, 2.0+).
+    IdentityFollowed {
+        user: String,
+    },
+    /// The receiving user no longer follows `user` (Identity delete, 2.0+).
+    IdentityUnfollowed {
+        user: String,
     },
     /// The operation packet `Conversation.mark_all_read`.
     MarkAllRead {

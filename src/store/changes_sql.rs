@@ -96,6 +96,40 @@ macro_rules! impl_change_log {
                 Self::record(conn, app_id, events, now).await
             }
 
+            /// `record_for`, then commits and names the touched users to the feed.
+            async fn commit_for(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                app_id: uuid::Uuid,
+                users: &[String],
+                event: &$crate::store::Event,
+                now: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                let touched = Self::record_for(&mut tx, app_id, users, event, now).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(())
+            }
+
+            /// Who hears about changes of `user_id`'s identity: the user and their followers.
+            async fn identity_audience(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                app_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                let mut users: Vec<String> = sqlx::query_scalar(
+                    "select follower_user_id from follows
+                     where app_id = $1 and followed_user_id = $2 and following",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&mut *conn)
+                .await?;
+                users.retain(|u| u != user_id);
+                users.push(user_id.to_owned());
+                Ok(users)
+            }
+
             /// Current participants of a conversation.
             async fn participants_of(
                 conn: &mut <$db as sqlx::Database>::Connection,

@@ -229,7 +229,7 @@ macro_rules! impl_messaging_store {
                 users: &[String],
                 others: &[String],
                 at: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<()> {
+            ) -> $crate::store::StoreResult<Vec<(String, $crate::store::Event)>> {
                 // Each pair once: Postgres refuses an upsert that touches a row twice.
                 let pairs: Vec<(&String, &String)> = users
                     .iter()
@@ -238,6 +238,29 @@ macro_rules! impl_messaging_store {
                     .flat_map(|(a, b)| [(a, b), (b, a)])
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
+                    .collect();
+                // Pairs already following hear nothing; the others get the followed identity.
+                let mut everyone: Vec<&String> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+                everyone.sort();
+                everyone.dedup();
+                let mut following = std::collections::HashSet::new();
+                for chunk in everyone.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "select follower_user_id, followed_user_id from follows where app_id = ",
+                    );
+                    query.push_bind(app_id).push(" and following and follower_user_id in (");
+                    let mut list = query.separated(", ");
+                    for user in chunk {
+                        list.push_bind(user.as_str());
+                    }
+                    query.push(")");
+                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+                    following.extend(rows);
+                }
+                let events = pairs
+                    .iter()
+                    .filter(|(a, b)| !following.contains(&((*a).clone(), (*b).clone())))
+                    .map(|(a, b)| ((*a).clone(), $crate::store::Event::IdentityFollowed { user: (*b).clone() }))
                     .collect();
                 for chunk in pairs.chunks(1000) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -256,7 +279,25 @@ macro_rules! impl_messaging_store {
                     );
                     query.build().execute(&mut *conn).await?;
                 }
-                Ok(())
+                Ok(events)
+            }
+
+            /// A recipient's receipt status for an announcement they have not deleted.
+            async fn announcement_status(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Option<i16>> {
+                Ok(sqlx::query_scalar(
+                    "select status from announcement_recipients
+                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?)
             }
 
             async fn insert_parts(
@@ -459,6 +500,7 @@ macro_rules! impl_messaging_store {
                     }
                     return Err($crate::store::StoreError::Conflict("conversations".into()));
                 }
+                let mut follows = Vec::new();
                 if !new.participants.is_empty() {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "insert into conversation_members
@@ -473,15 +515,23 @@ macro_rules! impl_messaging_store {
                             .push_bind(new.created_at);
                     });
                     query.build().execute(&mut *tx).await?;
-                    Self::follow_each_other(&mut tx, new.app_id, &new.participants, &new.participants, new.created_at)
-                        .await?;
+                    follows = Self::follow_each_other(
+                        &mut tx,
+                        new.app_id,
+                        &new.participants,
+                        &new.participants,
+                        new.created_at,
+                    )
+                    .await?;
                 }
                 let created = Self::load_conversation(&mut tx, new.app_id, new.id)
                     .await?
                     .ok_or_else(|| $crate::store::StoreError::Conflict("conversations".into()))?;
                 let event = $crate::store::Event::ConversationCreated { conversation: new.id };
-                let touched =
-                    Self::record_for(&mut tx, new.app_id, &new.participants, &event, new.created_at).await?;
+                // The identities first, so the clients know the participants they now follow.
+                let mut events = follows;
+                events.extend(new.participants.iter().map(|user| (user.clone(), event.clone())));
+                let touched = Self::record(&mut tx, new.app_id, events, new.created_at).await?;
                 tx.commit().await?;
                 self.feed.touched(new.app_id, touched);
                 Ok(CreateConversation::Created(created))
@@ -595,8 +645,9 @@ macro_rules! impl_messaging_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                let mut events = Vec::new();
                 if !added.is_empty() {
-                    Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
+                    events = Self::follow_each_other(&mut tx, app_id, &added, &change.participants, at).await?;
                 }
                 let removed: Vec<String> = members
                     .iter()
@@ -609,7 +660,6 @@ macro_rules! impl_messaging_store {
                     .chain(removed.iter().map(|user| ConversationOp::ParticipantRemoved { user: user.clone() }))
                     .collect();
                 ops.extend($crate::store::messaging_sql::metadata_ops(&previous, &change.metadata));
-                let mut events = Vec::new();
                 for user in &change.participants {
                     if added.contains(user) {
                         events.push((user.clone(), Event::ConversationCreated { conversation: id }));
@@ -1089,7 +1139,11 @@ macro_rules! impl_messaging_store {
                     return Ok(false);
                 };
                 let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
-                let event = $crate::store::Event::MessageDeleted { message: id, mode: "all_participants".into() };
+                let event = $crate::store::Event::MessageDeleted {
+                    message: id,
+                    mode: "all_participants".into(),
+                    conversation: Some(conversation),
+                };
                 let touched =
                     Self::record_for(&mut tx, app_id, &participants, &event, $crate::store::Timestamp::now()).await?;
                 tx.commit().await?;
@@ -1107,20 +1161,25 @@ macro_rules! impl_messaging_store {
                 // Users added after the message was sent have no receipt row yet: one is made,
                 // marked read so that it never counts as unread.
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
+                let conversation: Option<uuid::Uuid> = sqlx::query_scalar(
                     "insert into message_recipients
                         (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at)
                      select app_id, id, conversation_id, position, $3, 2, true, $4
                      from messages where app_id = $1 and id = $2
-                     on conflict (app_id, message_id, user_id) do update set hidden = true, updated_at = $4",
+                     on conflict (app_id, message_id, user_id) do update set hidden = true, updated_at = $4
+                     returning conversation_id",
                 )
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
                 .bind(at)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                let event = $crate::store::Event::MessageDeleted { message: id, mode: "my_devices".into() };
+                let event = $crate::store::Event::MessageDeleted {
+                    message: id,
+                    mode: "my_devices".into(),
+                    conversation,
+                };
                 let touched = Self::record_for(&mut tx, app_id, &[user_id.to_owned()], &event, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
@@ -1370,15 +1429,7 @@ macro_rules! impl_messaging_store {
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<Option<$crate::store::UserAnnouncement>> {
                 let mut conn = self.pool.acquire().await?;
-                let status: Option<i16> = sqlx::query_scalar(
-                    "select status from announcement_recipients
-                     where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
-                )
-                .bind(app_id)
-                .bind(id)
-                .bind(user_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+                let status = Self::announcement_status(&mut conn, app_id, id, user_id).await?;
                 let Some(status) = status else {
                     return Ok(None);
                 };
@@ -1431,18 +1482,31 @@ macro_rules! impl_messaging_store {
                 id: uuid::Uuid,
                 status: $crate::store::ReceiptStatus,
             ) -> $crate::store::StoreResult<bool> {
-                let current: Option<i16> = sqlx::query_scalar(
-                    "update announcement_recipients set status = case when status < $4 then $4 else status end
+                let mut tx = self.pool.begin().await?;
+                let raised = sqlx::query(
+                    "update announcement_recipients set status = $4
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden
-                     returning status",
+                        and status < $4",
                 )
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
                 .bind(status as i16)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(current.is_some())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if raised == 0 {
+                    // Not raised: is the user a recipient at all?
+                    let exists = Self::announcement_status(&mut tx, app_id, id, user_id).await?;
+                    return Ok(exists.is_some());
+                }
+                let event = $crate::store::Event::AnnouncementReceipt {
+                    announcement: id,
+                    status: status.as_str().to_owned(),
+                };
+                self.commit_for(tx, app_id, &[user_id.to_owned()], &event, $crate::store::Timestamp::now())
+                    .await?;
+                Ok(true)
             }
 
             async fn hide_announcement(
@@ -1451,6 +1515,7 @@ macro_rules! impl_messaging_store {
                 user_id: &str,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let hidden = sqlx::query(
                     "update announcement_recipients set hidden = true
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",
@@ -1458,10 +1523,16 @@ macro_rules! impl_messaging_store {
                 .bind(app_id)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                Ok(hidden == 1)
+                if hidden != 1 {
+                    return Ok(false);
+                }
+                let event = $crate::store::Event::AnnouncementDeleted { announcement: id };
+                self.commit_for(tx, app_id, &[user_id.to_owned()], &event, $crate::store::Timestamp::now())
+                    .await?;
+                Ok(true)
             }
 
             async fn identities_of(

@@ -141,6 +141,30 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The rendered properties that differ between two versions of an identity (`identity_type`
+    /// is also rendered as `type` to users).
+    pub fn changed_fields(&self, new: &Identity) -> Vec<String> {
+        let mut fields = Vec::new();
+        let mut compare = |name: &str, differs: bool| {
+            if differs {
+                fields.push(name.to_owned());
+            }
+        };
+        compare("display_name", self.display_name != new.display_name);
+        compare("avatar_url", self.avatar_url != new.avatar_url);
+        compare("first_name", self.first_name != new.first_name);
+        compare("last_name", self.last_name != new.last_name);
+        compare("phone_number", self.phone_number != new.phone_number);
+        compare("email_address", self.email_address != new.email_address);
+        compare("public_key", self.public_key != new.public_key);
+        compare("metadata", self.metadata.0 != new.metadata.0);
+        if self.identity_type != new.identity_type {
+            fields.push("identity_type".to_owned());
+            fields.push("type".to_owned());
+        }
+        fields
+    }
+
     /// An identity with no profile and no metadata (a user nobody described yet).
     pub fn blank(app_id: Uuid, user_id: &str, now: Timestamp) -> Self {
         Identity {

@@ -332,9 +332,26 @@ macro_rules! impl_sql_store {
                         updated_at = excluded.updated_at
                      returning created_at"
                 ));
+                let mut tx = self.pool.begin().await?;
+                let old: Option<$crate::store::Identity> = sqlx::query_as(concat!(
+                    "select ", $crate::store::sql::identity_columns!(), " from identities where app_id = $1 and user_id = $2"
+                ))
+                .bind(identity.app_id)
+                .bind(&identity.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 let created_at: $crate::store::Timestamp = $crate::store::sql::bind_identity!(query, identity)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await?;
+                let fields = old.map(|old| old.changed_fields(identity)).unwrap_or_default();
+                let mut touched = Vec::new();
+                if !fields.is_empty() {
+                    let users = Self::identity_audience(&mut tx, identity.app_id, &identity.user_id).await?;
+                    let event = $crate::store::Event::IdentityUpdated { user: identity.user_id.clone(), fields };
+                    touched = Self::record_for(&mut tx, identity.app_id, &users, &event, identity.updated_at).await?;
+                }
+                tx.commit().await?;
+                self.feed.touched(identity.app_id, touched);
                 Ok(created_at == identity.created_at)
             }
 
@@ -357,13 +374,23 @@ macro_rules! impl_sql_store {
                 app_id: uuid::Uuid,
                 user_id: &str,
             ) -> $crate::store::StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let deleted = sqlx::query("delete from identities where app_id = $1 and user_id = $2")
                     .bind(app_id)
                     .bind(user_id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                Ok(deleted == 1)
+                if deleted != 1 {
+                    return Ok(false);
+                }
+                let users = Self::identity_audience(&mut tx, app_id, user_id).await?;
+                let event = $crate::store::Event::IdentityDeleted { user: user_id.to_owned() };
+                let touched =
+                    Self::record_for(&mut tx, app_id, &users, &event, $crate::store::Timestamp::now()).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
+                Ok(true)
             }
 
             async fn claim_dedup(

@@ -336,7 +336,16 @@ macro_rules! impl_user_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                let events = followed
+                    .iter()
+                    .map(|user| {
+                        let event = $crate::store::Event::IdentityFollowed { user: user.clone() };
+                        (follower.to_owned(), event)
+                    })
+                    .collect();
+                let touched = Self::record(&mut tx, app_id, events, at).await?;
                 tx.commit().await?;
+                self.feed.touched(app_id, touched);
                 Ok(())
             }
 
@@ -347,6 +356,7 @@ macro_rules! impl_user_store {
                 followed: &str,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "insert into follows
                         (app_id, follower_user_id, followed_user_id, following, created_at)
@@ -358,8 +368,12 @@ macro_rules! impl_user_store {
                 .bind(follower)
                 .bind(followed)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                let event = $crate::store::Event::IdentityUnfollowed { user: followed.to_owned() };
+                let touched = Self::record_for(&mut tx, app_id, &[follower.to_owned()], &event, at).await?;
+                tx.commit().await?;
+                self.feed.touched(app_id, touched);
                 Ok(())
             }
 

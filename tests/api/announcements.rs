@@ -18,7 +18,7 @@ async fn announce(server: &TestServer, body: Value) -> reqwest::Response {
 }
 
 /// A v3 announcement from a bot identity to `recipients`; the response body.
-async fn announcement_to(server: &TestServer, recipients: &[&str]) -> Value {
+pub(crate) async fn announcement_to(server: &TestServer, recipients: &[&str]) -> Value {
     let recipients: Vec<String> = recipients.iter().map(|r| identity_id(r)).collect();
     let response = announce(
         server,

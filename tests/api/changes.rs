@@ -90,30 +90,27 @@ async fn messages_reach_every_device_of_every_participant() {
     server.send_text(&conversation, "three").await;
 
     for ws in [&mut alice_ws, &mut alice_other, &mut bob] {
-        let packet = ws.change("create", "Message").await;
+        let packet = ws.message().await;
         assert_eq!(packet["body"]["object"]["id"], first.as_str());
         assert_eq!(
             packet["body"]["data"]["conversation"]["id"],
             format!("layer:///conversations/{conversation}")
         );
         assert_eq!(text_of(&packet), "one");
-        let packet = ws.change("create", "Message").await;
+        let packet = ws.message().await;
         assert_eq!(packet["body"]["data"]["id"], id.as_str());
-        assert_eq!(text_of(&ws.change("create", "Message").await), "three");
+        assert_eq!(text_of(&ws.message().await), "three");
     }
     // Per version and per user: the 1.0 sender is a user id; bob has not read alice's message.
     let mut bob2 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
     send_as(&server, &alice, &conversation, "four").await;
-    let packet = bob2.change("create", "Message").await;
+    let packet = bob2.message().await;
     assert_eq!(packet["body"]["data"]["sender"]["id"], identity_id("alice"));
     assert_eq!(packet["body"]["data"]["is_unread"], true);
-    let packet = bob.change("create", "Message").await;
+    let packet = bob.message().await;
     assert_eq!(packet["body"]["data"]["sender"]["user_id"], "alice");
-    assert_eq!(
-        alice_ws.change("create", "Message").await["body"]["data"]["is_unread"],
-        false
-    );
-    alice_other.change("create", "Message").await;
+    assert_eq!(alice_ws.message().await["body"]["data"]["is_unread"], false);
+    alice_other.message().await;
     for ws in [
         &mut alice_ws,
         &mut alice_other,
@@ -289,8 +286,8 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
     let m1 = send_as(&server, &alice, &conversation, "one").await;
     let m2 = send_as(&server, &alice, &conversation, "two").await;
     for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
-        ws.change("create", "Message").await;
-        ws.change("create", "Message").await;
+        ws.message().await;
+        ws.message().await;
     }
 
     // my_devices: only bob's devices.
@@ -306,6 +303,11 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
     let packet = bob_ws.change("delete", "Message").await;
     assert_eq!(packet["body"]["object"]["id"], m1.as_str());
     assert_eq!(packet["body"]["data"], json!({"mode": "my_devices"}));
+    // bob's conversation: m2 is still last; one message left for him.
+    let counts = bob_ws.conversation_counts().await;
+    assert_eq!(counts["body"]["data"][0]["id"], m2.as_str());
+    assert_eq!(counts["body"]["data"][1]["value"], 1);
+    assert_eq!(counts["body"]["data"][2]["value"], 1);
     // all_participants: everyone.
     delete_as(
         &server,
@@ -316,10 +318,18 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
         ),
     )
     .await;
-    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+    // The last message is gone: bob now has none (he hid m1), the others have m1 again.
+    let m1_id = json!(m1);
+    for (ws, last) in [
+        (&mut alice_ws, &m1_id),
+        (&mut bob_ws, &Value::Null),
+        (&mut carol_ws, &m1_id),
+    ] {
         let packet = ws.change("delete", "Message").await;
         assert_eq!(packet["body"]["object"]["id"], m2.as_str());
         assert_eq!(packet["body"]["data"], json!({"mode": "all_participants"}));
+        let counts = ws.conversation_counts().await;
+        assert_eq!(&counts["body"]["data"][0]["value"]["id"], last, "{counts}");
     }
     // carol leaves: she gets a delete, the others lose a participant.
     delete_as(
@@ -366,7 +376,7 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
 
     let mut bob_ws = open(&server, &bob, "layer-3.0").await;
     send_as(&server, &alice, &conversation, "one").await;
-    let live = bob_ws.change("create", "Message").await;
+    let live = bob_ws.message().await;
     let last_seen = live["timestamp"].as_str().unwrap().to_owned();
     drop(bob_ws);
 
@@ -389,8 +399,9 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
     assert_eq!(text_of(&again), "one");
     assert_eq!(again["timestamp"], last_seen.as_str());
     assert_eq!(again["body"], live["body"]);
-    assert_eq!(text_of(&bob_ws.packet().await), "two");
-    assert_eq!(text_of(&bob_ws.packet().await), "three");
+    bob_ws.conversation_counts().await;
+    assert_eq!(text_of(&bob_ws.message().await), "two");
+    assert_eq!(text_of(&bob_ws.message().await), "three");
     let response = bob_ws.packet().await;
     assert_eq!(response["type"], "response", "{response}");
     assert_eq!(response["body"]["success"], true);
@@ -398,10 +409,10 @@ async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
 
     // Live delivery continues after the replay, without duplicates.
     send_as(&server, &alice, &conversation, "four").await;
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "four");
+    assert_eq!(text_of(&bob_ws.message().await), "four");
     bob_ws.nothing_pending().await;
     // alice's socket opened after everything but "four": no history on connect.
-    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "four");
+    assert_eq!(text_of(&alice_ws.message().await), "four");
     alice_ws.nothing_pending().await;
 
     // A replay from now sends nothing; its timestamps never go backwards.
@@ -481,11 +492,8 @@ async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
 
     // A message sent on node A reaches bob's socket on node B in real time.
     send_as(&node_a, &alice, &conversation, "across").await;
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "across");
-    assert_eq!(
-        text_of(&alice_ws.change("create", "Message").await),
-        "across"
-    );
+    assert_eq!(text_of(&bob_ws.message().await), "across");
+    assert_eq!(text_of(&alice_ws.message().await), "across");
 
     // So does a typing signal.
     alice_ws
@@ -502,8 +510,168 @@ async fn two_nodes_on_one_postgres_database_deliver_to_each_other() {
     // And back: bob's message on node B reaches alice on node A.
     let bob = node_b.session_for("bob").await;
     send_as(&node_b, &bob, &conversation, "back").await;
-    assert_eq!(text_of(&alice_ws.change("create", "Message").await), "back");
-    assert_eq!(text_of(&bob_ws.change("create", "Message").await), "back");
+    assert_eq!(text_of(&alice_ws.message().await), "back");
+    assert_eq!(text_of(&bob_ws.message().await), "back");
     alice_ws.nothing_pending().await;
     bob_ws.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn follow_and_unfollow_reach_the_followers_devices_as_identity_changes() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    server.create_identity("b.ob", "Bob").await;
+    let mut alice_v3 = open(&server, &alice, "layer-3.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &server.session_for("b.ob").await, "layer-2.0").await;
+
+    let response = as_user(&server, &alice, Method::PUT, "/following/users/b.ob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let packet = alice_v3.change("create", "Identity").await;
+    assert_eq!(packet["body"]["object"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"]["user_id"], "b.ob");
+    assert_eq!(packet["body"]["data"]["display_name"], "Bob");
+    assert!(packet["body"]["data"].get("metadata").is_some(), "{packet}");
+
+    delete_as(&server, &alice, "/following/users/b.ob").await;
+    let packet = alice_v3.change("delete", "Identity").await;
+    assert_eq!(packet["body"]["object"]["id"], identity_id("b.ob"));
+    assert_eq!(packet["body"]["data"], Value::Null);
+
+    // 1.x has no identities; the followed user hears nothing.
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.nothing_pending().await;
+    }
+
+    // Sharing a conversation follows implicitly (again): the identity comes before the
+    // conversation; alice has no identity, so bob gets only the conversation.
+    let conversation = server.conversation_of(&["alice", "b.ob"]).await;
+    let packet = alice_v3.change("create", "Identity").await;
+    assert_eq!(packet["body"]["data"]["display_name"], "Bob");
+    let packet = alice_v3.change("create", "Conversation").await;
+    assert_eq!(
+        packet["body"]["object"]["id"],
+        format!("layer:///conversations/{conversation}")
+    );
+    alice_v1.change("create", "Conversation").await;
+    bob_ws.change("create", "Conversation").await;
+    // Already following: a second conversation brings no identity.
+    server.conversation_of(&["alice", "b.ob", "carol"]).await;
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.change("create", "Conversation").await;
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn announcement_receipts_and_deletes_reach_the_recipients_own_devices() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let mut alice_v3 = open(&server, &alice, "layer-3.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let announcement = crate::announcements::announcement_to(&server, &["alice", "bob"]).await;
+    let id = announcement["id"].as_str().unwrap();
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        let packet = ws.change("create", "Announcement").await;
+        assert_eq!(packet["body"]["object"]["id"], id);
+    }
+
+    let path = format!("/announcements/{}", crate::common::uuid_of(id));
+    let response = as_user(&server, &alice, Method::POST, &format!("{path}/receipts"))
+        .json(&json!({"type": "read"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let packet = alice_v3.change("update", "Announcement").await;
+    assert_eq!(packet["body"]["object"]["id"], id);
+    assert_eq!(
+        packet["body"]["data"],
+        json!([{"operation": "set", "property": "recipient_status.layer:///identities/alice", "value": "read"}])
+    );
+    let packet = alice_v1.change("patch", "Announcement").await;
+    assert_eq!(
+        packet["body"]["data"][0]["property"],
+        "recipient_status.alice"
+    );
+    // Not raised again: nothing more.
+    let response = as_user(&server, &alice, Method::POST, &format!("{path}/receipts"))
+        .json(&json!({"type": "delivery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    delete_as(&server, &alice, &path).await;
+    for ws in [&mut alice_v3, &mut alice_v1] {
+        let packet = ws.change("delete", "Announcement").await;
+        assert_eq!(packet["body"]["object"]["id"], id);
+        assert_eq!(packet["body"]["data"], json!({}));
+    }
+    for ws in [&mut alice_v3, &mut alice_v1, &mut bob_ws] {
+        ws.nothing_pending().await;
+    }
+}
+
+#[tokio::test]
+async fn identity_changes_reach_the_user_and_their_followers() {
+    let server = TestServer::start().await;
+    server.create_identity("bob", "Bob").await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    let response = as_user(&server, &alice, Method::PUT, "/following/users/bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let mut alice_ws = open(&server, &alice, "layer-2.0").await;
+    let mut alice_v1 = open(&server, &alice, "layer-1.0").await;
+    let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+    let mut carol_ws = open(&server, &server.session_for("carol").await, "layer-3.0").await;
+
+    let response = server
+        .platform(Method::PATCH, "/users/bob/identity")
+        .header("content-type", crate::common::PATCH_CONTENT_TYPE)
+        .body(
+            json!([
+                {"operation": "set", "property": "display_name", "value": "Robert"},
+                {"operation": "set", "property": "metadata.team", "value": "blue"},
+            ])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("update", "Identity").await;
+        assert_eq!(packet["body"]["object"]["id"], identity_id("bob"));
+        assert_eq!(
+            packet["body"]["data"],
+            json!([
+                {"operation": "set", "property": "display_name", "value": "Robert"},
+                {"operation": "set", "property": "metadata", "value": {"team": "blue"}},
+            ])
+        );
+    }
+
+    let response = server
+        .platform(Method::DELETE, "/users/bob/identity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Identity").await;
+        assert_eq!(packet["body"]["object"]["id"], identity_id("bob"));
+        assert_eq!(packet["body"]["data"], Value::Null);
+    }
+    for ws in [&mut alice_ws, &mut alice_v1, &mut bob_ws, &mut carol_ws] {
+        ws.nothing_pending().await;
+    }
 }

@@ -176,6 +176,47 @@ impl Ws {
         packet
     }
 
+    /// A Message create and the Conversation update that follows it (the receiving user's
+    /// `last_message`, `unread_message_count` and `total_message_count`); the create packet.
+    pub(crate) async fn message(&mut self) -> Value {
+        let packet = self.change("create", "Message").await;
+        let update = self.conversation_counts().await;
+        assert_eq!(
+            update["body"]["object"]["id"], packet["body"]["data"]["conversation"]["id"],
+            "{update}"
+        );
+        packet
+    }
+
+    /// The Conversation update refreshing the per-user counts; the packet.
+    pub(crate) async fn conversation_counts(&mut self) -> Value {
+        let update = self.push_packet().await;
+        assert_eq!(update["type"], "change", "{update}");
+        assert!(
+            matches!(
+                update["body"]["operation"].as_str(),
+                Some("update" | "patch")
+            ),
+            "{update}"
+        );
+        assert_eq!(update["body"]["object"]["type"], "Conversation", "{update}");
+        let ops = update["body"]["data"].as_array().unwrap();
+        let properties: Vec<&str> = ops
+            .iter()
+            .map(|op| op["property"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            properties,
+            [
+                "last_message",
+                "unread_message_count",
+                "total_message_count"
+            ],
+            "{update}"
+        );
+        update
+    }
+
     /// Reads until the server closes; the close code.
     pub(crate) async fn closed(&mut self) -> Option<CloseCode> {
         loop {
@@ -439,6 +480,15 @@ async fn message_create_keeps_client_ids_and_answers_retries_with_id_in_use() {
     ws.change("create", "Conversation").await;
     let created = ws.change("create", "Message").await;
     assert_eq!(created["body"]["data"]["id"], message_id.as_str());
+    // The sender's conversation: this message is last, nothing unread, one message.
+    let counts = ws.conversation_counts().await;
+    assert_eq!(counts["body"]["object"]["id"], conversation.as_str());
+    let ops = &counts["body"]["data"];
+    assert_eq!(ops[0]["id"], message_id.as_str());
+    assert_eq!(ops[0]["value"]["id"], message_id.as_str());
+    assert_eq!(ops[0]["value"]["conversation"]["id"], conversation.as_str());
+    assert_eq!(ops[1]["value"], 0);
+    assert_eq!(ops[2]["value"], 1);
     ws.nothing_pending().await;
     outsider.nothing_pending().await;
 }
