@@ -88,24 +88,20 @@ async fn bearer_app(
         .store
         .active_token(&hash)
         .await?
-        .filter(|record| secrets::digests_match(&record.token_hash, &hash))
+        .filter(|record| secrets::digests_match(&record.token.token_hash, &hash))
         .ok_or_else(|| bearer_error("The Bearer token is invalid or has been revoked."))?;
+    let app_id = record.token.app_id;
     // A token only opens its own app; another app's UUID in the path is answered exactly like a
     // bad token, so that app ids cannot be probed.
-    if path_app != Some(record.app_id) {
+    if path_app != Some(app_id) {
         return Err(bearer_error(
             "The Bearer token is invalid or has been revoked.",
         ));
     }
-    if state
-        .store
-        .app(record.app_id)
-        .await?
-        .is_none_or(|app| app.suspended)
-    {
+    if record.app_suspended {
         return Err(crate::service::sessions::app_suspended());
     }
-    Ok(record.app_id)
+    Ok(app_id)
 }
 
 /// The session token of a Client API request: `Authorization: Layer session-token="…"` (double

@@ -103,6 +103,14 @@ pub struct BearerToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A Bearer token being used, with the state of its app.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActiveToken {
+    #[sqlx(flatten)]
+    pub token: BearerToken,
+    pub app_suspended: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProviderKey {
     /// The `kid` of identity tokens signed with this key.
@@ -251,8 +259,9 @@ pub trait Store:
     async fn tokens(&self, app_id: Option<Uuid>) -> StoreResult<Vec<BearerToken>>;
     /// False when no active token has that id.
     async fn revoke_token(&self, id: Uuid, at: Timestamp) -> StoreResult<bool>;
-    /// The active (unrevoked) token with this hash.
-    async fn active_token(&self, token_hash: &str) -> StoreResult<Option<BearerToken>>;
+    /// The active (unrevoked) token with this hash, and whether its app is suspended (one
+    /// round trip per Platform API request).
+    async fn active_token(&self, token_hash: &str) -> StoreResult<Option<ActiveToken>>;
 
     // Identity-provider keys.
     /// Conflict when the key id is taken.

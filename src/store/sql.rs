@@ -137,10 +137,12 @@ macro_rules! impl_sql_store {
             async fn active_token(
                 &self,
                 token_hash: &str,
-            ) -> $crate::store::StoreResult<Option<$crate::store::BearerToken>> {
+            ) -> $crate::store::StoreResult<Option<$crate::store::ActiveToken>> {
                 Ok(sqlx::query_as(
-                    "select id, app_id, token_hash, label, source, created_at, revoked_at
-                     from bearer_tokens where token_hash = $1 and revoked_at is null",
+                    "select t.id, t.app_id, t.token_hash, t.label, t.source, t.created_at,
+                            t.revoked_at, a.suspended as app_suspended
+                     from bearer_tokens t join apps a on a.id = t.app_id
+                     where t.token_hash = $1 and t.revoked_at is null",
                 )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)

@@ -199,8 +199,10 @@ async fn each_version_renders_its_own_shapes() {
     let m = fetch(&server, alice, "1.0", &message_url).await;
     assert_eq!(m["sender"]["user_id"], "alice");
     assert_eq!(m["recipient_status"]["bob"], "sent");
-    assert!(
-        m["parts"][0].get("id").is_none() || !m["parts"][0]["id"].as_str().unwrap_or("").is_empty()
+    // 1.x part ids are indexes under the message id.
+    assert_eq!(
+        m["parts"][0]["id"],
+        format!("{}/parts/0", m["id"].as_str().unwrap())
     );
 
     // 2.0 (layer-websdk): BasicIdentity objects (no metadata key), identity-id receipts.
