@@ -950,16 +950,19 @@ async function run(sdk) {
   // in bytes.
   const richImage = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), crypto.randomBytes(40000 - 8)]);
   const richText = `Grüße aus dem Rich-Content-Test ✓ ${tag} `.repeat(200).slice(0, 6000);
+  // A Blob small enough (under 2 KiB as base64) to go inline: `encoding: base64`, no upload.
+  const smallBlob = crypto.randomBytes(600);
   const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
   /** GET with no headers at all, as the SDKs download (client-wire-protocol.md §6.4 step 4). */
   const rawDownload = (url) => request(cfg.url, { path: url.startsWith(cfg.sdkUrl) ? cfg.url + url.slice(cfg.sdkUrl.length) : url });
   let rich; // {id, contents: [server part content objects]}
-  await check('rich content: message.send() with a 40 KB image/png Blob and a 6000-character text part -> POST /content, PUT upload_url, Message.create references the contents', async () => {
+  await check('rich content: message.send() with a 40 KB image/png Blob, a 6000-character text part and a 600-byte Blob -> POST /content, PUT upload_url for the two large ones, Message.create references their contents, the small one inline (base64)', async () => {
     peerUp();
     needRt();
     const m = api.newMessage(rt, [
       { mimeType: 'image/png', body: new Blob([richImage], { type: 'image/png' }) },
       { mimeType: 'text/plain', body: richText },
+      { mimeType: 'application/octet-stream', body: new Blob([smallBlob], { type: 'application/octet-stream' }) },
     ]);
     const before = syncLog.length;
     const sent = waitEvent(m, 'messages:sent', { timeout: TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
@@ -968,11 +971,12 @@ async function run(sdk) {
     const uploads = syncLog.slice(before).filter((e) => e.method === 'POST' && /\/content$/.test(e.url || ''));
     eq(uploads.map((e) => e.event), ['sync:success', 'sync:success'], 'POST /content requests of the SDK');
     const r = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, "bob's GET of the message");
-    const parts = r.body.parts;
-    eq(parts.map((p) => p.mime_type), ['image/png', 'text/plain'], 'mime types');
+    const [inline, ...parts] = [r.body.parts[2], r.body.parts[0], r.body.parts[1]];
+    eq(r.body.parts.map((p) => p.mime_type), ['image/png', 'text/plain', 'application/octet-stream'], 'mime types');
+    eq([inline.encoding, inline.content == null, Buffer.from(inline.body || '', 'base64').equals(smallBlob)], ['base64', true, true], 'the small Blob inline as base64');
     eq(parts.map((p) => p.body == null), [true, true], 'no inline bodies');
     eq(parts.map((p) => p.content && p.content.size), [richImage.length, Buffer.byteLength(richText)], 'content sizes (bytes stored)');
-    const sdkParts = api.parts(m);
+    const sdkParts = api.parts(m).slice(0, 2);
     eq(parts.map((p) => p.content.id), sdkParts.map((p) => p._content && p._content.id), "content ids (the SDK's POST /content answers)");
     for (const p of parts) {
       ok(/^layer:\/\/\/content\/[0-9a-f-]{36}$/.test(p.content.id), 'content id', p.content.id);
@@ -1002,13 +1006,14 @@ async function run(sdk) {
     eq([image.status, sha(image.buffer)], [200, sha(richImage)], 'the image from the refreshed URL');
   });
 
-  await check("rich content: bob's part.fetchContent() downloads both parts (image as a Blob, text as its string), byte for byte", async () => {
+  await check("rich content: bob's part.fetchContent() downloads both content parts (image as a Blob, text as its string) byte for byte; the inline part is a Blob of its bytes", async () => {
     peerUp();
     need(rich, 'the rich content message');
     const r = await peerCall('fetchContent', { id: rich.id });
-    eq(r.map((p) => [p.mimeType, p.kind]), [['image/png', 'blob'], ['text/plain', 'text']], 'parts fetched');
+    eq(r.map((p) => [p.mimeType, p.fetched, p.kind]), [['image/png', true, 'blob'], ['text/plain', true, 'text'], ['application/octet-stream', false, 'blob']], 'parts (fetched: had content)');
     eq([r[0].type, r[0].size, r[0].sha256], ['image/png', richImage.length, sha(richImage)], 'the image Blob');
     eq(r[1].text, richText, 'the text');
+    eq([r[2].size, r[2].sha256], [smallBlob.length, sha(smallBlob)], 'the inline Blob');
   });
 
   await check("realtime: bob's read receipt shows on alice's message (messages:change recipientStatus read, readStatus ALL)", async () => {
@@ -1416,19 +1421,21 @@ async function peer(sdk) {
         url,
       };
     },
-    // Rich content: part.fetchContent() for each part with content; what each resolved to.
+    // Rich content: part.fetchContent() for each part with content (the others' bodies as
+    // they are); what each body is.
     fetchContent: async ({ id }) => {
       const out = [];
       for (const part of api.parts(await richMessage(id))) {
-        if (!part._content) continue;
-        const body = await fetchContent(part);
+        const fetched = Boolean(part._content);
+        const body = fetched ? await fetchContent(part) : part.body;
+        const described = { mimeType: part.mimeType, fetched };
         if (typeof Blob !== 'undefined' && body instanceof Blob) {
           const buf = Buffer.from(await body.arrayBuffer());
-          out.push({ mimeType: part.mimeType, kind: 'blob', type: body.type, size: buf.length, sha256: crypto.createHash('sha256').update(buf).digest('hex') });
+          out.push({ ...described, kind: 'blob', type: body.type, size: buf.length, sha256: crypto.createHash('sha256').update(buf).digest('hex') });
         } else if (typeof body === 'string') {
-          out.push({ mimeType: part.mimeType, kind: 'text', text: body });
+          out.push({ ...described, kind: 'text', text: body });
         } else {
-          out.push({ mimeType: part.mimeType, kind: typeof body });
+          out.push({ ...described, kind: typeof body });
         }
       }
       return out;
