@@ -7,7 +7,8 @@ macro_rules! impl_content_store {
             /// a conversation or a channel, or an announcement), on the caller's connection:
             /// inside the transaction that writes the parts, so that they and their references
             /// commit together and garbage collection never sees sent content unreferenced. A
-            /// content collected in the meantime fails the foreign key, and with it the write.
+            /// content collected in the meantime fails the foreign key, and with it the write
+            /// (`StoreError::ContentGone`).
             pub(crate) async fn reference_contents(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 app_id: uuid::Uuid,
@@ -25,7 +26,13 @@ macro_rules! impl_content_store {
                     .bind(message_id)
                     .bind(at)
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(|err| match &err {
+                        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                            $crate::store::StoreError::ContentGone
+                        }
+                        _ => err.into(),
+                    })?;
                 }
                 Ok(())
             }

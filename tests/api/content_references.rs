@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 
 use crate::common::{json, uuid_of, TestServer};
 use crate::content::{app_uploaded, bytes, content_part, uploaded, Fixture};
+use layer_server::error::ApiError;
 use layer_server::service::content::collect_garbage;
-use layer_server::store::Timestamp;
+use layer_server::store::{Announcement, Part, Sender, StoreError, Timestamp};
 
 /// A server on the local content store, with a conversation of alice and bob.
 struct Setup {
@@ -232,4 +233,70 @@ async fn channel_message_keeps_its_content() {
         .unwrap();
     assert_eq!(response.status(), 200);
     s.collect(&[&sent], &[&unsent]).await;
+}
+
+/// The race the transactions close: a content is checked (uploaded, the sender's), then
+/// collected before the write commits. The store write (what the services make after their
+/// check) fails on the foreign key with `ContentGone`, a 422 on the wire, and writes nothing.
+#[tokio::test]
+async fn content_collected_between_check_and_write_fails_the_write() {
+    let s = setup().await;
+    let server = s.server();
+    let id = s.alices().await;
+    let (message, _) = s.alice_sends_text().await;
+    s.collect(&[], &[&id]).await;
+
+    let part = Part {
+        id: uuid::Uuid::new_v4(),
+        mime_type: "image/png".into(),
+        body: None,
+        encoding: None,
+        content: Some(json!({"id": id, "size": 3000})),
+        updated_at: None,
+    };
+    let message: uuid::Uuid = message.parse().unwrap();
+    let err = server
+        .store
+        .add_part(server.app_id, message, &part)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ContentGone), "{err}");
+    let stored = server
+        .store
+        .message(server.app_id, message)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.parts.len(), 1, "nothing written");
+
+    let announcement = Announcement {
+        app_id: server.app_id,
+        id: uuid::Uuid::new_v4(),
+        sender: Sender::Name("Admin".into()),
+        sent_at: Timestamp::now(),
+        notification: None,
+        parts: vec![part],
+        recipients: vec!["bob".into()],
+    };
+    let err = server
+        .store
+        .create_announcement(&announcement)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::ContentGone), "{err}");
+    assert_eq!(
+        server
+            .store
+            .announcement(server.app_id, announcement.id)
+            .await
+            .unwrap(),
+        None,
+        "nothing written"
+    );
+
+    let api = ApiError::from(err);
+    assert_eq!(api.status(), 422);
+    let body: Value = serde_json::from_slice(&api.body()).unwrap();
+    assert_eq!(body["id"], "invalid_property");
+    assert_eq!(body["data"]["property"], "parts");
 }
