@@ -259,6 +259,11 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %cause, "database unavailable");
                 ApiError::service_unavailable("The database is unavailable; retry later.")
             }
+            StoreError::ContentGone => ApiError::invalid_property(
+                "parts",
+                "A referenced content no longer exists: it was not sent in time and has been \
+                 removed; upload it again.",
+            ),
             other => ApiError::internal(other),
         }
     }

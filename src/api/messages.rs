@@ -468,21 +468,21 @@ pub async fn get_part(
     ))
 }
 
-/// The content ids the new or changed `parts` of `message` reference, once checked (the app
-/// may also use its own content when it edits).
+/// Checks the content the new or changed `parts` of `message` reference (the app may also use
+/// its own content when it edits); the store marks it referenced with the change.
 async fn part_references(
     state: &AppState,
     actor: &Actor,
     message: &Message,
     parts: &mut [crate::store::Part],
     single: bool,
-) -> ApiResult<Vec<uuid::Uuid>> {
+) -> ApiResult<()> {
     let by_app = actor.user_id().is_none();
     svc::check_part_references(&state.store, actor.app_id, message, by_app, parts, single).await
 }
 
 /// Adds `part` to `message` (or, with `update`, replaces the part of its id) once its content
-/// reference is checked; then marks that content referenced.
+/// reference is checked.
 async fn change_one_part(
     state: &AppState,
     actor: &Actor,
@@ -490,8 +490,7 @@ async fn change_one_part(
     part: &mut crate::store::Part,
     update: bool,
 ) -> ApiResult<()> {
-    let content_ids =
-        part_references(state, actor, message, std::slice::from_mut(part), true).await?;
+    part_references(state, actor, message, std::slice::from_mut(part), true).await?;
     let change = if update {
         state
             .store
@@ -500,7 +499,7 @@ async fn change_one_part(
     } else {
         state.store.add_part(actor.app_id, message.id, part).await?
     };
-    svc::parts_changed(&state.store, actor.app_id, message.id, &content_ids, change).await
+    svc::part_change(change)
 }
 
 pub async fn add_part(
@@ -562,18 +561,13 @@ pub async fn replace_parts(
     let now = Timestamp::now();
     // Every part is new: fresh ids unless the caller chose them.
     let mut parts = svc::parts(Some(body), message.id, &state.settings.limits, Some(now))?;
-    let content_ids = part_references(&state, &actor, &message, &mut parts, false).await?;
-    svc::parts_changed(
-        &state.store,
-        actor.app_id,
-        message.id,
-        &content_ids,
+    part_references(&state, &actor, &message, &mut parts, false).await?;
+    svc::part_change(
         state
             .store
             .replace_parts(actor.app_id, message.id, &parts, now)
             .await?,
-    )
-    .await?;
+    )?;
     let message = load(&state, &actor, &ids).await?;
     let view = super::bare_view(&state, &actor, version);
     Ok(json_response(StatusCode::OK, &view.parts(&message)))

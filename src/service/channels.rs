@@ -437,8 +437,7 @@ pub async fn send(
     user_channel(store, app_id, sender, channel_id).await?;
     let mut parts = input.parts;
     let uploader = super::content::Uploader::User(sender);
-    let content_ids =
-        super::content::check_references(store, app_id, uploader, false, &mut parts).await?;
+    super::content::check_references(store, app_id, uploader, false, &mut parts).await?;
     let new = NewChannelMessage {
         app_id,
         id: input.id,
@@ -448,10 +447,8 @@ pub async fn send(
         parts,
     };
     match store.send_channel_message(&new).await? {
-        SendChannelMessage::Sent(message) => {
-            super::content::mark_referenced(store, app_id, &content_ids, message.id).await?;
-            Ok(Ok(message))
-        }
+        // The store marked the contents referenced in the transaction of the insert.
+        SendChannelMessage::Sent(message) => Ok(Ok(message)),
         SendChannelMessage::IdInUse(existing) => {
             match user_channel(store, app_id, sender, existing.channel_id).await {
                 Ok(_) => Ok(Err(existing)),

@@ -244,24 +244,22 @@ pub fn storage_unavailable(err: impl std::fmt::Display) -> ApiError {
 
 /// Checks the `content` references of parts: each must name an uploaded content of this app
 /// that the sender may use (their own; the app's own for the Platform API). Rewrites each
-/// reference to `{id, size}` with the stored size and returns the content ids.
+/// reference to `{id, size}` with the stored size. The store marks the contents referenced in
+/// the transaction that writes the parts (`store::content::referenced_ids`), so garbage
+/// collection never sees sent content unreferenced; a content collected between this check and
+/// that commit fails the write on its foreign key.
 pub async fn check_references(
     store: &DynStore,
     app_id: Uuid,
     sender: Uploader<'_>,
     app_content_allowed: bool,
     parts: &mut [Part],
-) -> ApiResult<Vec<Uuid>> {
-    let mut ids = Vec::new();
+) -> ApiResult<()> {
     for (index, part) in parts.iter_mut().enumerate() {
         let property = format!("parts[{index}].content");
-        if let Some(id) =
-            check_reference(store, app_id, sender, app_content_allowed, part, &property).await?
-        {
-            ids.push(id);
-        }
+        check_reference(store, app_id, sender, app_content_allowed, part, &property).await?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// `check_references` for one part (added or updated on its own); errors name `property`.
@@ -272,9 +270,9 @@ pub async fn check_reference(
     app_content_allowed: bool,
     part: &mut Part,
     property: &str,
-) -> ApiResult<Option<Uuid>> {
+) -> ApiResult<()> {
     let Some(reference) = part.content.as_ref() else {
-        return Ok(None);
+        return Ok(());
     };
     let id = reference
         .get("id")
@@ -306,26 +304,6 @@ pub async fn check_reference(
         "id": format!("layer:///content/{id}"),
         "size": size,
     }));
-    Ok(Some(id))
-}
-
-/// Marks the contents as referenced by a sent message or announcement (they are then never
-/// collected, and the message's readers may refresh their download URLs). Conversation message
-/// sends do this inside the store's insert transaction; part edits, announcements and channel
-/// messages still call this after their commit, so content that reached `unreferenced_ttl_secs`
-/// between the check and this call could be collected under them (a narrow window, documented
-/// in the README).
-pub async fn mark_referenced(
-    store: &DynStore,
-    app_id: Uuid,
-    ids: &[Uuid],
-    message_id: Uuid,
-) -> ApiResult<()> {
-    if !ids.is_empty() {
-        store
-            .add_content_references(app_id, ids, message_id, Timestamp::now())
-            .await?;
-    }
     Ok(())
 }
 

@@ -278,7 +278,7 @@ fn part_uploader(message: &Message) -> super::content::Uploader<'_> {
 
 /// Checks the content references of parts about to be added to or changed in `message` (see
 /// `content::check_references`); `single` names the property `content` instead of
-/// `parts[i].content`. Returns the content ids, for `parts_changed`.
+/// `parts[i].content`. The store marks them referenced with the change.
 pub async fn check_part_references(
     store: &DynStore,
     app_id: Uuid,
@@ -286,32 +286,17 @@ pub async fn check_part_references(
     by_app: bool,
     parts: &mut [Part],
     single: bool,
-) -> ApiResult<Vec<Uuid>> {
+) -> ApiResult<()> {
     let uploader = part_uploader(message);
     if single {
-        let mut ids = Vec::new();
         for part in parts {
-            ids.extend(
-                super::content::check_reference(store, app_id, uploader, by_app, part, "content")
-                    .await?,
-            );
+            super::content::check_reference(store, app_id, uploader, by_app, part, "content")
+                .await?;
         }
-        Ok(ids)
+        Ok(())
     } else {
         super::content::check_references(store, app_id, uploader, by_app, parts).await
     }
-}
-
-/// The outcome of a part change; once done, marks the contents its parts reference.
-pub async fn parts_changed(
-    store: &DynStore,
-    app_id: Uuid,
-    message_id: Uuid,
-    content_ids: &[Uuid],
-    change: PartChange,
-) -> ApiResult<()> {
-    part_change(change)?;
-    super::content::mark_referenced(store, app_id, content_ids, message_id).await
 }
 
 pub fn part_change(change: PartChange) -> ApiResult<()> {
@@ -354,8 +339,7 @@ pub async fn announce(
         Sender::User(user) => super::content::Uploader::User(user),
         Sender::Name(_) => super::content::Uploader::App,
     };
-    let content_ids =
-        super::content::check_references(store, app_id, uploader, true, &mut parts).await?;
+    super::content::check_references(store, app_id, uploader, true, &mut parts).await?;
     let announcement = Announcement {
         app_id,
         id: Uuid::new_v4(),
@@ -368,6 +352,6 @@ pub async fn announce(
     if !store.create_announcement(&announcement).await? {
         return Err(ApiError::internal("announcement id collision"));
     }
-    super::content::mark_referenced(store, app_id, &content_ids, announcement.id).await?;
+    // (the store marked the contents referenced in the transaction of the insert)
     Ok(announcement)
 }

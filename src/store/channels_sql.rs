@@ -485,6 +485,7 @@ macro_rules! impl_channel_store {
                         .map(SendChannelMessage::IdInUse)
                         .ok_or_else(|| $crate::store::StoreError::Conflict("channel_messages".into()));
                 }
+                Self::reference_contents(&mut tx, new.app_id, new.id, &new.parts, new.sent_at).await?;
                 tx.commit().await?;
                 Ok(SendChannelMessage::Sent($crate::store::ChannelMessage {
                     app_id: new.app_id,

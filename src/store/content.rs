@@ -62,14 +62,6 @@ pub trait ContentStore {
     ) -> StoreResult<bool>;
     /// Whether a message references the content (its bytes are then final).
     async fn content_referenced(&self, app_id: Uuid, id: Uuid) -> StoreResult<bool>;
-    /// Marks the contents as referenced by the message.
-    async fn add_content_references(
-        &self,
-        app_id: Uuid,
-        content_ids: &[Uuid],
-        message_id: Uuid,
-        at: Timestamp,
-    ) -> StoreResult<()>;
     /// Up to `limit` messages referencing the content, oldest reference first.
     async fn content_references(
         &self,

@@ -3,11 +3,12 @@
 macro_rules! impl_content_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Marks the contents `parts` reference as referenced by `message_id`, on the
-            /// caller's connection: inside the transaction that inserts the message, so that
-            /// the message and its references commit together and garbage collection never
-            /// sees sent content unreferenced. A content collected in the meantime fails the
-            /// foreign key, and with it the whole send.
+            /// Marks the contents `parts` reference as referenced by `message_id` (a message of
+            /// a conversation or a channel, or an announcement), on the caller's connection:
+            /// inside the transaction that writes the parts, so that they and their references
+            /// commit together and garbage collection never sees sent content unreferenced. A
+            /// content collected in the meantime fails the foreign key, and with it the write
+            /// (`StoreError::ContentGone`).
             pub(crate) async fn reference_contents(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 app_id: uuid::Uuid,
@@ -15,18 +16,7 @@ macro_rules! impl_content_store {
                 parts: &[$crate::store::Part],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                let ids = $crate::store::content::referenced_ids(parts);
-                Self::insert_content_references(conn, app_id, &ids, message_id, at).await
-            }
-
-            async fn insert_content_references(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                app_id: uuid::Uuid,
-                content_ids: &[uuid::Uuid],
-                message_id: uuid::Uuid,
-                at: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<()> {
-                for id in content_ids {
+                for id in $crate::store::content::referenced_ids(parts) {
                     sqlx::query(
                         "insert into content_references (app_id, content_id, message_id, created_at)
                          values ($1, $2, $3, $4) on conflict do nothing",
@@ -36,7 +26,13 @@ macro_rules! impl_content_store {
                     .bind(message_id)
                     .bind(at)
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(|err| match &err {
+                        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                            $crate::store::StoreError::ContentGone
+                        }
+                        _ => err.into(),
+                    })?;
                 }
                 Ok(())
             }
@@ -134,20 +130,6 @@ macro_rules! impl_content_store {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row.is_some())
-            }
-
-            async fn add_content_references(
-                &self,
-                app_id: uuid::Uuid,
-                content_ids: &[uuid::Uuid],
-                message_id: uuid::Uuid,
-                at: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                Self::insert_content_references(&mut tx, app_id, content_ids, message_id, at)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn content_references(

@@ -305,7 +305,8 @@ pub trait MessagingStore: Send + Sync {
     ) -> StoreResult<Option<i64>>;
 
     /// Appends the message: next position, parts, a recipient row per participant (the sender's
-    /// `Read`; hidden for participants who blocked the sender).
+    /// `Read`; hidden for participants who blocked the sender); the contents its parts reference
+    /// are marked referenced in the same transaction.
     async fn send_message(&self, new: &NewMessage) -> StoreResult<SendMessage>;
     async fn message(&self, app_id: Uuid, id: Uuid) -> StoreResult<Option<Message>>;
     /// A conversation's messages, newest first; with `viewer`, only those the viewer sees.
@@ -338,7 +339,9 @@ pub trait MessagingStore: Send + Sync {
         at: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// Adds a part (v3 part editing); stamps the message's `updated_at`.
+    /// Adds a part (v3 part editing); stamps the message's `updated_at`. This and the other part
+    /// edits mark the contents the new parts reference as referenced by the message, in their
+    /// transaction (as `send_message`, `create_announcement` and `send_channel_message` do).
     async fn add_part(
         &self,
         app_id: Uuid,

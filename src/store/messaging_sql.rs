@@ -1251,6 +1251,8 @@ macro_rules! impl_messaging_store {
                 use $crate::store::PartChange;
                 let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
                 let mut tx = self.pool.begin().await?;
+                // (commits only with the part; every early return rolls it back)
+                Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
                 if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
                     return Ok(PartChange::MessageNotFound);
                 }
@@ -1287,6 +1289,8 @@ macro_rules! impl_messaging_store {
                 use $crate::store::PartChange;
                 let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
                 let mut tx = self.pool.begin().await?;
+                // (commits only with the update; every early return rolls it back)
+                Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
                 if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
                     return Ok(PartChange::MessageNotFound);
                 }
@@ -1321,6 +1325,8 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
                 let mut tx = self.pool.begin().await?;
+                // (commits only with the new parts; every early return rolls it back)
+                Self::reference_contents(&mut tx, app_id, message_id, parts, at).await?;
                 if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
                     return Ok(PartChange::MessageNotFound);
                 }
@@ -1399,6 +1405,14 @@ macro_rules! impl_messaging_store {
                     });
                     query.build().execute(&mut *tx).await?;
                 }
+                Self::reference_contents(
+                    &mut tx,
+                    announcement.app_id,
+                    announcement.id,
+                    &announcement.parts,
+                    announcement.sent_at,
+                )
+                .await?;
                 let event = $crate::store::Event::AnnouncementCreated { announcement: announcement.id };
                 let touched = Self::record_for(
                     &mut tx,

@@ -37,6 +37,10 @@ pub enum StoreError {
     /// A unique constraint (named) rejected the write.
     #[error("conflict on {0}")]
     Conflict(String),
+    /// A part references a content that no longer exists: it was collected (never sent within
+    /// `unreferenced_ttl_secs`) between the check of the reference and the write.
+    #[error("a referenced content no longer exists")]
+    ContentGone,
     /// The database could not be reached or no connection was free in time.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),

@@ -756,10 +756,9 @@ async fn unreferenced_content_is_collected_after_its_time(fixture: Fixture) {
         201
     );
     let unsent = uploaded(server, &alice, "image/png", &bytes(3000)).await;
-    let pending = json(request_upload(server, &alice, "image/png", 10).await).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pending = json(request_upload(server, &alice, "image/png", 10).await).await;
+    let pending_upload_url = pending["upload_url"].as_str().unwrap().to_owned();
+    let pending = pending["id"].as_str().unwrap().to_owned();
 
     assert_eq!(fixture.object(&unsent).await, Some(bytes(3000)));
     let settings = fixture.settings();
@@ -791,6 +790,12 @@ async fn unreferenced_content_is_collected_after_its_time(fixture: Fixture) {
         assert_eq!(record.is_some(), kept, "{id}");
     }
     // A collected content's upload URL and id are dead.
+    expect_error(
+        put(server, &pending_upload_url, "image/png", bytes(10)).await,
+        403,
+        "access_denied",
+    )
+    .await;
     let response = send_as(
         server,
         &alice,
@@ -802,7 +807,7 @@ async fn unreferenced_content_is_collected_after_its_time(fixture: Fixture) {
 }
 
 /// `POST /apps/:app/conversations/:conversation/content` and the upload; the Content id.
-async fn app_uploaded(server: &TestServer, conversation: &str, data: &[u8]) -> String {
+pub async fn app_uploaded(server: &TestServer, conversation: &str, data: &[u8]) -> String {
     let response = server
         .platform(
             Method::POST,
@@ -861,7 +866,7 @@ async fn referenced(server: &TestServer, id: &str) -> bool {
         .unwrap()
 }
 
-fn content_part(id: &str) -> Value {
+pub fn content_part(id: &str) -> Value {
     json!({"mime_type": "image/png", "content": {"id": id, "size": 3000}})
 }
 
@@ -1183,4 +1188,112 @@ async fn slow_uploads_are_cut_off_and_keep_nothing() {
         put(server, url, "image/png", bytes(3000)).await.status(),
         200
     );
+}
+
+#[tokio::test]
+async fn download_urls_are_checked_and_nothing_crosses_apps() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let id = uploaded(&server, &alice, "image/png", &bytes(3000)).await;
+    let message = json(
+        send_as(
+            &server,
+            &alice,
+            &conversation,
+            rich_part("image/png", &id, 3000),
+        )
+        .await,
+    )
+    .await;
+    let url = message["parts"][0]["content"]["download_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uuid: Uuid = uuid_of(&id).parse().unwrap();
+    assert_eq!(download(&server, &url).await.status(), 200);
+
+    // Forged, altered, expired, signed for another app or another content, or unsigned.
+    let signer = signer(&server);
+    let (other_app, other_token) = server.second_app().await;
+    let past = Timestamp::now().unix_seconds() - 1;
+    let future = Timestamp::now().plus_secs(3600).unix_seconds();
+    let signed = |app: Uuid, expires: i64| {
+        format!(
+            "{}/content-downloads/{uuid}?{}",
+            server.base,
+            signer.query(Purpose::Download, app, uuid, expires)
+        )
+    };
+    let bad = [
+        url.replace("signature=", "signature=00"),
+        url.replace(&uuid.to_string(), &Uuid::new_v4().to_string()),
+        url.split('?').next().unwrap().to_owned(),
+        signed(server.app_id, past),
+        signed(other_app, future),
+    ];
+    for bad in &bad {
+        let error = expect_error(download(&server, bad).await, 403, "access_denied").await;
+        assert!(error.get("download_url").is_none(), "{error}");
+    }
+    // The signer's own URL for this app is good (the checks above are not vacuous).
+    assert_eq!(
+        download(&server, &signed(server.app_id, future))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+        bytes(3000)
+    );
+
+    // Another app's Platform API knows nothing of this app's content or conversation.
+    let other = |method: Method, path: &str| {
+        server
+            .raw(method, &format!("/apps/{other_app}{path}"))
+            .header("accept", crate::common::ACCEPT_V3)
+            .bearer_auth(&other_token)
+    };
+    let content_path = format!("/conversations/{conversation}/content/{uuid}");
+    for path in [format!("/content/{uuid}"), content_path] {
+        let response = other(Method::GET, &path).send().await.unwrap();
+        expect_error(response, 404, "not_found").await;
+    }
+    let response = other(
+        Method::POST,
+        &format!("/conversations/{conversation}/content"),
+    )
+    .header("upload-content-type", "image/png")
+    .header("upload-content-length", "10")
+    .send()
+    .await
+    .unwrap();
+    expect_error(response, 404, "not_found").await;
+    // ... and cannot reference it, even as its owner's user id.
+    let response = other(Method::POST, "/conversations")
+        .json(&json!({"participants": ["alice"], "distinct": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let theirs = uuid_of(json(response).await["id"].as_str().unwrap());
+    let response = other(Method::POST, &format!("/conversations/{theirs}/messages"))
+        .json(&json!({"sender": {"user_id": "alice"}, "parts": [content_part(&id)]}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 422, "invalid_property").await;
+    // This app's path with the other app's token: refused, no content shown.
+    let response = server
+        .raw(
+            Method::GET,
+            &format!("/apps/{}/content/{uuid}", server.app_id),
+        )
+        .header("accept", crate::common::ACCEPT_V3)
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert!(json(response).await.get("download_url").is_none());
 }

@@ -9,6 +9,7 @@ mod client;
 mod client_identities;
 mod common;
 mod content;
+mod content_references;
 mod conversations;
 mod dedup;
 mod identities;

@@ -66,6 +66,90 @@ function sdkConfig() {
 let shimmed = false;
 
 /**
+ * The browser's FileReader over Node's Blob, for what the SDKs read with it (both take it from
+ * `getNativeSupport('FileReader')` when there is no global): `readAsDataURL` (small Blob parts are
+ * sent inline as base64), `readAsText` (a downloaded textual rich-content part becomes its body),
+ * `readAsArrayBuffer`; results and `load`/`loadend`/`error` events as a browser gives them, through
+ * `on<event>` handlers and `addEventListener`.
+ */
+class NodeFileReader {
+  constructor() {
+    this.readyState = 0; // EMPTY
+    this.result = null;
+    this.error = null;
+    this.listeners = {};
+  }
+
+  addEventListener(type, fn) {
+    (this.listeners[type] = this.listeners[type] || []).push(fn);
+  }
+
+  removeEventListener(type, fn) {
+    this.listeners[type] = (this.listeners[type] || []).filter((f) => f !== fn);
+  }
+
+  fire(type) {
+    const evt = { type, target: this };
+    if (typeof this[`on${type}`] === 'function') this[`on${type}`](evt);
+    for (const fn of this.listeners[type] || []) fn.call(this, evt);
+  }
+
+  read(blob, convert) {
+    this.readyState = 1; // LOADING
+    Promise.resolve()
+      .then(() => blob.arrayBuffer())
+      .then(
+        (ab) => {
+          this.result = convert(Buffer.from(ab));
+          this.readyState = 2; // DONE
+          this.fire('load');
+          this.fire('loadend');
+        },
+        (err) => {
+          this.error = err;
+          this.readyState = 2;
+          this.fire('error');
+          this.fire('loadend');
+        },
+      );
+  }
+
+  readAsDataURL(blob) {
+    this.read(blob, (buf) => `data:${blob.type || 'application/octet-stream'};base64,${buf.toString('base64')}`);
+  }
+
+  readAsText(blob) {
+    this.read(blob, (buf) => buf.toString('utf8'));
+  }
+
+  readAsArrayBuffer(blob) {
+    this.read(blob, (buf) => buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+  }
+}
+
+/**
+ * A browser's XHR sends a Blob body as its bytes, with `Content-Type` = the Blob's type unless
+ * the caller set one; xhr2 throws "Unsupported send() data" for Node's Blob (the SDKs upload
+ * rich content with `xhr.send(blob)`, client-wire-protocol.md §6.4). Reads the Blob, then sends
+ * the Buffer.
+ */
+function sendBlobsLikeABrowser(Xhr) {
+  if (Xhr.prototype.sendsBlobs) return;
+  const send = Xhr.prototype.send;
+  Xhr.prototype.send = function (data) {
+    if (!(typeof Blob !== 'undefined' && data instanceof Blob)) return send.call(this, data);
+    const headers = this._loweredHeaders || {};
+    if (data.type && !('content-type' in headers)) this.setRequestHeader('Content-Type', data.type);
+    data.arrayBuffer().then(
+      (ab) => send.call(this, Buffer.from(ab)),
+      (err) => console.error(`reading the Blob to upload failed: ${err}`),
+    );
+    return undefined;
+  };
+  Xhr.prototype.sendsBlobs = true;
+}
+
+/**
  * Loads a browser SDK module in Node:
  *  - W's and X's utils bind `atob`/`btoa` to `window` when a global `atob` exists (Node >= 16 has
  *    one) and throw "window is not defined"; with the globals hidden they ask
@@ -77,13 +161,20 @@ let shimmed = false;
  *  - X needs global `XMLHttpRequest` and `WebSocket` (xhr2 and websocket's w3cwebsocket); W
  *    brings its own xhr2 but needs the global `WebSocket` too (see below).
  * Node has no `localStorage`, so neither SDK persists sessions; no telemetry is sent without it.
+ * Rich content (client-wire-protocol.md §6.4) needs what a browser has and Node lacks: a
+ * `FileReader` (NodeFileReader, given through `getNativeSupport`) and an XHR that sends a Blob
+ * (sendBlobsLikeABrowser, on the xhr2 copies the SDK uses; `sdkModule` names the SDK package
+ * whose own copy to patch). Node has `Blob` and `URL.createObjectURL` itself.
  */
-function loadSdk(load, { browserGlobals = false } = {}) {
+function loadSdk(load, { browserGlobals = false, sdkModule } = {}) {
   if (shimmed) throw new Error('one SDK per process');
   shimmed = true;
   const { atob, btoa } = global;
-  const native = { atob, btoa, setImmediate, FileReader: undefined, OnlineEvents: undefined };
+  const native = { atob, btoa, setImmediate, FileReader: NodeFileReader, OnlineEvents: undefined };
   global.getNativeSupport = (name) => native[name];
+  // The xhr2 the SDK itself requires (W has its own, older copy) and the global one.
+  sendBlobsLikeABrowser(require('xhr2'));
+  if (sdkModule) sendBlobsLikeABrowser(require(require.resolve('xhr2', { paths: [path.dirname(require.resolve(sdkModule))] })));
   if (browserGlobals) global.XMLHttpRequest = require('xhr2');
   // W would require websocket's w3cwebsocket itself, but without a global WebSocket its
   // SocketManager._isOpen() answers true for any socket object (lib/websockets/socket-manager.js:318)
@@ -150,8 +241,9 @@ function identityProvider(idp) {
 const agent = new http.Agent({ keepAlive: false });
 
 /**
- * One HTTP request to the server; resolves to {status, headers, body, text} for any answer
- * (body: parsed JSON when the response says application/json, else the text).
+ * One HTTP request to the server; resolves to {status, headers, body, text, buffer} for any
+ * answer (body: parsed JSON when the response says application/json, else the text; buffer: the
+ * raw bytes).
  */
 function request(base, { method = 'GET', path: p, headers = {}, body }) {
   const url = new URL(p.startsWith('http') ? p : `${base}${p}`);
@@ -171,7 +263,8 @@ function request(base, { method = 'GET', path: p, headers = {}, body }) {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+          const buffer = Buffer.concat(chunks);
+          const text = buffer.toString('utf8');
           let parsed = text;
           if (/^application\/json/.test(res.headers['content-type'] || '') && text) {
             try {
@@ -181,7 +274,7 @@ function request(base, { method = 'GET', path: p, headers = {}, body }) {
             }
           }
           if (DEBUG) process.stderr.write(`raw ${method} ${url.pathname}${url.search} -> ${res.statusCode} ${oneLine(text, 600)}\n`);
-          resolve({ status: res.statusCode, headers: res.headers, body: parsed, text });
+          resolve({ status: res.statusCode, headers: res.headers, body: parsed, text, buffer });
         });
       },
     );

@@ -23,6 +23,7 @@ const { runner, need, oneLine } = require('./common');
 const {
   sdkConfig,
   identityProvider,
+  request,
   clientApi,
   platformApi,
   rawLogin,
@@ -940,6 +941,81 @@ async function run(sdk) {
     eq(api.parts(m).map((p) => p.body), [`hello alice ${tag}`], 'part bodies');
   });
 
+  // -------------------------------------------------------------------------------------------
+  // Rich content (client-wire-protocol.md §6.4): parts over 2 KiB go through POST /content and
+  // the signed upload URL; the receiver downloads them from the signed download URL.
+
+  // An image-like Blob (PNG signature, then random bytes) and a text part of 6000 characters,
+  // some of them multi-byte: the SDKs declare a string part's size in characters, its upload
+  // in bytes.
+  const richImage = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), crypto.randomBytes(40000 - 8)]);
+  const richText = `Grüße aus dem Rich-Content-Test ✓ ${tag} `.repeat(200).slice(0, 6000);
+  // A Blob small enough (under 2 KiB as base64) to go inline: `encoding: base64`, no upload.
+  const smallBlob = crypto.randomBytes(600);
+  const sha = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
+  /** GET with no headers at all, as the SDKs download (client-wire-protocol.md §6.4 step 4). */
+  const rawDownload = (url) => request(cfg.url, { path: url.startsWith(cfg.sdkUrl) ? cfg.url + url.slice(cfg.sdkUrl.length) : url });
+  let rich; // {id, contents: [server part content objects]}
+  await check('rich content: message.send() with a 40 KB image/png Blob, a 6000-character text part and a 600-byte Blob -> POST /content, PUT upload_url for the two large ones, Message.create references their contents, the small one inline (base64)', async () => {
+    peerUp();
+    needRt();
+    const m = api.newMessage(rt, [
+      { mimeType: 'image/png', body: new Blob([richImage], { type: 'image/png' }) },
+      { mimeType: 'text/plain', body: richText },
+      { mimeType: 'application/octet-stream', body: new Blob([smallBlob], { type: 'application/octet-stream' }) },
+    ]);
+    const before = syncLog.length;
+    const sent = waitEvent(m, 'messages:sent', { timeout: TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
+    m.send();
+    await sent;
+    const uploads = syncLog.slice(before).filter((e) => e.method === 'POST' && /\/content$/.test(e.url || ''));
+    eq(uploads.map((e) => e.event), ['sync:success', 'sync:success'], 'POST /content requests of the SDK');
+    const r = expectStatus(await bob.get(`/messages/${uuidOf(m.id)}`), 200, "bob's GET of the message");
+    const [inline, ...parts] = [r.body.parts[2], r.body.parts[0], r.body.parts[1]];
+    eq(r.body.parts.map((p) => p.mime_type), ['image/png', 'text/plain', 'application/octet-stream'], 'mime types');
+    eq([inline.encoding, inline.content == null, Buffer.from(inline.body || '', 'base64').equals(smallBlob)], ['base64', true, true], 'the small Blob inline as base64');
+    eq(parts.map((p) => p.body == null), [true, true], 'no inline bodies');
+    eq(parts.map((p) => p.content && p.content.size), [richImage.length, Buffer.byteLength(richText)], 'content sizes (bytes stored)');
+    const sdkParts = api.parts(m).slice(0, 2);
+    eq(parts.map((p) => p.content.id), sdkParts.map((p) => p._content && p._content.id), "content ids (the SDK's POST /content answers)");
+    for (const p of parts) {
+      ok(/^layer:\/\/\/content\/[0-9a-f-]{36}$/.test(p.content.id), 'content id', p.content.id);
+      ok(Date.parse(p.content.expiration) > Date.now() + 10 * 60 * 1000, 'expiration well beyond the SDK\'s 10 minutes of leeway', p.content.expiration);
+      ok(typeof p.content.refresh_url === 'string', 'refresh_url', p.content);
+    }
+    // The sender's SDK took the download URLs from the Message.create response.
+    ok(sdkParts.every((p) => p._content.downloadUrl), "download URLs on alice's parts", sdkParts.map((p) => p._content.downloadUrl));
+    // What was uploaded, byte for byte (a raw GET of bob's download URLs, no credentials).
+    const image = await rawDownload(parts[0].content.download_url);
+    eq([image.status, image.headers['content-type'], sha(image.buffer)], [200, 'image/png', sha(richImage)], 'the image as downloaded');
+    const text = await rawDownload(parts[1].content.download_url);
+    eq([text.status, text.buffer.toString('utf8')], [200, richText], 'the text as downloaded');
+    rich = { id: m.id, contents: parts.map((p) => p.content) };
+  });
+
+  await check("rich content: bob's SDK gets the message; an expired download URL (isExpired) -> fetchStream() GETs refresh_url -> a fresh download_url", async () => {
+    peerUp();
+    need(rich, 'the rich content message');
+    const r = await peerCall('refreshContent', { id: rich.id, index: 0 });
+    eq(r.contentId, rich.contents[0].id, 'content id on bob\'s part');
+    ok(r.expiredBefore, "the SDK's isExpired() held before the refresh");
+    ok(Date.parse(r.expiration) > Date.now() + 10 * 60 * 1000, 'the new expiration (from refresh_url)', r.expiration);
+    ok(!r.expiredAfter, "the SDK's isExpired() no longer holds");
+    eq(r.url, r.downloadUrl, 'fetchStream hands over the refreshed download URL');
+    const image = await rawDownload(r.url);
+    eq([image.status, sha(image.buffer)], [200, sha(richImage)], 'the image from the refreshed URL');
+  });
+
+  await check("rich content: bob's part.fetchContent() downloads both content parts (image as a Blob, text as its string) byte for byte; the inline part is a Blob of its bytes", async () => {
+    peerUp();
+    need(rich, 'the rich content message');
+    const r = await peerCall('fetchContent', { id: rich.id });
+    eq(r.map((p) => [p.mimeType, p.fetched, p.kind]), [['image/png', true, 'blob'], ['text/plain', true, 'text'], ['application/octet-stream', false, 'blob']], 'parts (fetched: had content)');
+    eq([r[0].type, r[0].size, r[0].sha256], ['image/png', richImage.length, sha(richImage)], 'the image Blob');
+    eq(r[1].text, richText, 'the text');
+    eq([r[2].size, r[2].sha256], [smallBlob.length, sha(smallBlob)], 'the inline Blob');
+  });
+
   await check("realtime: bob's read receipt shows on alice's message (messages:change recipientStatus read, readStatus ALL)", async () => {
     peerUp();
     need(aliceMsg, "alice's message");
@@ -1203,6 +1279,25 @@ async function peer(sdk) {
     return c;
   };
   const participantIds = (c) => c.participants.map((p) => p.userId).sort();
+  // A message on bob's client (messages:add, or already there).
+  const richMessage = async (id) => {
+    await waitUntil(() => client.getMessage(id), [[client, 'messages:add']], { timeout: REALTIME_TIMEOUT_MS, what: `message ${id} on bob's client` });
+    return client.getMessage(id);
+  };
+  // part.fetchContent(callback) -> the body it resolves to; fails on content-loaded-error.
+  const fetchContent = (part) =>
+    new Promise((resolve, reject) => {
+      const ctx = {};
+      const finish = (fn, value) => {
+        clearTimeout(timer);
+        part.off(null, null, ctx);
+        fn(value);
+      };
+      const timer = setTimeout(() => finish(reject, new Error(`timed out after ${TIMEOUT_MS} ms waiting for fetchContent() of ${part.id}`)), TIMEOUT_MS);
+      part.on('content-loaded-error', (err) => finish(reject, new Error(`content-loaded-error: ${describeError(err)}`)), ctx);
+      part.fetchContent((body) => finish(resolve, body));
+    });
+
   // Runs `fn` (an SDK call that queues a REST request) and waits until bob's SyncManager has
   // finished a request for which `match(request)` holds; fails on sync:error, and on the
   // deadline with what is still queued.
@@ -1307,6 +1402,43 @@ async function peer(sdk) {
       armed.delete(key);
       if (!p) throw new Error(`nothing armed as ${key}`);
       return p;
+    },
+    // Rich content: the image part's download URL expires as far as the SDK can tell (its
+    // isExpired() compares `expiration` with the clock; here the expiration is moved into the
+    // past instead of waiting a day), then fetchStream() refreshes it through refresh_url.
+    refreshContent: async ({ id, index }) => {
+      const part = api.parts(await richMessage(id))[index];
+      if (!part._content) throw new Error(`part ${index} of ${id} has no content on bob's client`);
+      part._content.expiration = new Date(0);
+      const expiredBefore = part._content.isExpired();
+      const url = await withTimeout(new Promise((resolve) => part.fetchStream(resolve)), TIMEOUT_MS, "bob's fetchStream()");
+      return {
+        contentId: part._content.id,
+        expiredBefore,
+        expiredAfter: part._content.isExpired(),
+        expiration: part._content.expiration.toISOString(),
+        downloadUrl: part._content.downloadUrl,
+        url,
+      };
+    },
+    // Rich content: part.fetchContent() for each part with content (the others' bodies as
+    // they are); what each body is.
+    fetchContent: async ({ id }) => {
+      const out = [];
+      for (const part of api.parts(await richMessage(id))) {
+        const fetched = Boolean(part._content);
+        const body = fetched ? await fetchContent(part) : part.body;
+        const described = { mimeType: part.mimeType, fetched };
+        if (typeof Blob !== 'undefined' && body instanceof Blob) {
+          const buf = Buffer.from(await body.arrayBuffer());
+          out.push({ ...described, kind: 'blob', type: body.type, size: buf.length, sha256: crypto.createHash('sha256').update(buf).digest('hex') });
+        } else if (typeof body === 'string') {
+          out.push({ ...described, kind: 'text', text: body });
+        } else {
+          out.push({ ...described, kind: typeof body });
+        }
+      }
+      return out;
     },
     loadConversation: async ({ id }) => {
       const c = await loadConversation(id);

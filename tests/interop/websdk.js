@@ -16,7 +16,7 @@ run({
   version: '2.0',
   load() {
     // W is pointed straight at the server (LAYER_INTEROP_URL); see web_xdk.js for why X is not.
-    const layer = loadSdk(() => require('layer-websdk'));
+    const layer = loadSdk(() => require('layer-websdk'), { sdkModule: 'layer-websdk' });
     const { LOG, DELETION_MODE } = layer.Constants;
     return {
       sdkVersion: layer.Client.version,
