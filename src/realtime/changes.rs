@@ -62,6 +62,14 @@ pub async fn render(
             render_one(state, actor, version, event).await?,
             *conversation,
         ),
+        Event::MessagePartsChanged {
+            message,
+            added,
+            updated,
+            removed,
+        } => {
+            return parts_changed(state, actor, version, *message, added, updated, removed).await;
+        }
         _ => (render_one(state, actor, version, event).await?, None),
     };
     let mut packets: Vec<(PacketType, Value)> = main.into_iter().collect();
@@ -96,6 +104,89 @@ async fn message_create(
         ),
         message.conversation_id,
     )))
+}
+
+/// A part change of a message, for 3.0 sockets (2.0 clients treat messages as immutable): a
+/// Message `update` removing and adding `parts` (by id; an add carries the part as `value`, so
+/// the XDK can create it) and setting `updated_at`; and per changed part a MessagePart `update`
+/// of `mime_type`, `body` and `updated_at`, or, for a part with rich content or a base64 body
+/// (which the XDK only rebuilds from a whole part), a MessagePart `create` carrying the part,
+/// which refreshes the cached one. Nothing when the user no longer sees the message; parts gone
+/// since are skipped (their removal follows). No MessagePart `delete`: the XDK has no handler
+/// for it.
+async fn parts_changed(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    message: Uuid,
+    added: &[Uuid],
+    updated: &[Uuid],
+    removed: &[Uuid],
+) -> ApiResult<Vec<(PacketType, Value)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(Vec::new());
+    };
+    if version < ApiVersion::V3_0 {
+        return Ok(Vec::new());
+    }
+    let Ok((message, _)) =
+        crate::service::messages::user_message(&state.store, actor.app_id, user, message).await
+    else {
+        return Ok(Vec::new());
+    };
+    let view = crate::api::bare_view(state, actor, version);
+    let url = view.message_url(message.conversation_id, message.id);
+    let part_of = |id: &Uuid| {
+        message
+            .parts
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.id == *id)
+            .map(|(i, p)| (p, view.part(message.id, &url, i, p)))
+    };
+    let part_uri = |id: &Uuid| format!("{}/parts/{id}", message_uri(message.id));
+    let mut packets = Vec::new();
+    let mut ops: Vec<Value> = removed
+        .iter()
+        .map(|id| json!({ "operation": "remove", "property": "parts", "id": part_uri(id) }))
+        .collect();
+    ops.extend(added.iter().filter_map(|id| {
+        let (_, value) = part_of(id)?;
+        Some(json!({ "operation": "add", "property": "parts", "id": value["id"], "value": value }))
+    }));
+    if !ops.is_empty() || !updated.is_empty() {
+        ops.push(json!({ "operation": "set", "property": "updated_at",
+                         "value": message.updated_at.map(crate::store::Timestamp::to_iso) }));
+        packets.push(change(
+            update_operation(version),
+            message_object(&view, message.conversation_id, message.id),
+            Value::Array(ops),
+        ));
+    }
+    for id in updated {
+        let Some((part, value)) = part_of(id) else {
+            continue;
+        };
+        let object = object(
+            "MessagePart",
+            part_uri(id),
+            value["url"].as_str().unwrap_or_default().to_owned(),
+        );
+        if part.content.is_some() || part.encoding.is_some() {
+            packets.push(change("create", object, value));
+        } else {
+            packets.push(change(
+                update_operation(version),
+                object,
+                json!([
+                    { "operation": "set", "property": "mime_type", "value": value["mime_type"] },
+                    { "operation": "set", "property": "body", "value": value["body"] },
+                    { "operation": "set", "property": "updated_at", "value": value["updated_at"] },
+                ]),
+            ));
+        }
+    }
+    Ok(packets)
 }
 
 /// The conversation as the socket's user sees it now; `None` when they no longer do.
@@ -210,8 +301,8 @@ async fn render_one(
             conversation_object(&bare(), *conversation),
             json!({ "mode": mode, "from_position": from_position }),
         )),
-        // Rendered with its conversation refresh by `render`.
-        Event::MessageCreated { .. } => None,
+        // Rendered with its conversation refresh (or on their own) by `render`.
+        Event::MessageCreated { .. } | Event::MessagePartsChanged { .. } => None,
         Event::MessageReceipt {
             message,
             user: reader,

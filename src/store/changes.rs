@@ -51,6 +51,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<Uuid>,
     },
+    /// Parts of a message were added, changed or removed (3.0 part endpoints). Rendered for
+    /// 3.0 sockets only: API 2.0 messages are immutable to their clients.
+    MessagePartsChanged {
+        message: Uuid,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        added: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        updated: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<Uuid>,
+    },
     AnnouncementCreated {
         announcement: Uuid,
     },

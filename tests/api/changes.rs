@@ -675,3 +675,179 @@ async fn identity_changes_reach_the_user_and_their_followers() {
         ws.nothing_pending().await;
     }
 }
+
+/// The ops of an update packet as (operation, property) pairs.
+fn op_names(packet: &Value) -> Vec<(String, String)> {
+    packet["body"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["operation"].as_str().unwrap().to_owned(),
+                op["property"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(o, p)| (o.to_string(), p.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let message = send_as(&server, &alice, &conversation, "one").await;
+    let m = message.trim_start_matches("layer:///messages/").to_owned();
+    let first_part = format!("{message}/parts/");
+    let mut bob3 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let mut bob2 = open(&server, &server.session_for("bob").await, "layer-2.0").await;
+    let mut alice3 = open(&server, &alice, "layer-3.0").await;
+
+    // The sender adds a part: a Message update adding it (with the part as value).
+    let part_id = Uuid::new_v4();
+    let response = as_user(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/messages/{m}/parts"),
+    )
+    .json(&json!({"id": format!("{message}/parts/{part_id}"),
+                      "mime_type": "text/plain", "body": "two"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let added = json(response).await;
+    let part_uri = format!("{message}/parts/{part_id}");
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], message.as_str());
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("add", "parts"), ("set", "updated_at")])
+        );
+        let op = &packet["body"]["data"][0];
+        assert_eq!(op["id"], part_uri.as_str());
+        assert_eq!(op["value"], added);
+        assert!(packet["body"]["data"][1]["value"].is_string());
+    }
+
+    // The app changes the part's body (Platform API): a MessagePart update.
+    let response = server
+        .platform(
+            Method::PUT,
+            &format!("/conversations/{conversation}/messages/{m}/parts/{part_id}"),
+        )
+        .json(&json!({"mime_type": "text/markdown", "body": "TWO"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(op_names(&packet), pairs(&[("set", "updated_at")]));
+        let packet = ws.change("update", "MessagePart").await;
+        assert_eq!(packet["body"]["object"]["id"], part_uri.as_str());
+        assert_eq!(
+            packet["body"]["object"]["url"],
+            format!("{}/messages/{m}/parts/{part_id}", server.base)
+        );
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("set", "mime_type"), ("set", "body"), ("set", "updated_at")])
+        );
+        assert_eq!(packet["body"]["data"][0]["value"], "text/markdown");
+        assert_eq!(packet["body"]["data"][1]["value"], "TWO");
+    }
+
+    // Deleting a part removes it by id.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/messages/{m}/parts/{part_id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("remove", "parts"), ("set", "updated_at")])
+        );
+        assert_eq!(packet["body"]["data"][0]["id"], part_uri.as_str());
+    }
+
+    // Replacing all parts: every old part removed, every new one added.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::PUT,
+        &format!("/messages/{m}/parts"),
+    )
+    .json(&json!([{"mime_type": "text/plain", "body": "three"},
+                      {"mime_type": "text/plain", "body": "four"}]))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let parts = json(response).await;
+    let packet = bob3.change("update", "Message").await;
+    assert_eq!(
+        op_names(&packet),
+        pairs(&[
+            ("remove", "parts"),
+            ("add", "parts"),
+            ("add", "parts"),
+            ("set", "updated_at")
+        ])
+    );
+    let ops = packet["body"]["data"].as_array().unwrap();
+    assert!(ops[0]["id"].as_str().unwrap().starts_with(&first_part));
+    assert_eq!(ops[1]["value"], parts[0]);
+    assert_eq!(ops[2]["value"], parts[1]);
+    alice3.change("update", "Message").await;
+
+    // API 2.0 messages are immutable to their clients: nothing for bob's 2.0 socket.
+    for ws in [&mut bob2, &mut bob3, &mut alice3] {
+        ws.nothing_pending().await;
+    }
+
+    // A replay on a new socket renders the recorded changes as they are now: the part added
+    // first is gone, so its add and its MessagePart update are skipped.
+    let before = Timestamp::now().minus(Duration::from_secs(60)).to_iso();
+    let mut later = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    later
+        .ok("Event.replay", None, json!({ "from_timestamp": before }))
+        .await;
+    let mut kinds = Vec::new();
+    while let Some(packet) = later.stash.pop_front() {
+        kinds.push(format!(
+            "{} {}",
+            packet["body"]["operation"].as_str().unwrap(),
+            packet["body"]["object"]["type"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "create Conversation",
+            "create Message",
+            "update Conversation",
+            // The part added, then updated, then deleted: only the message's updated_at for
+            // the update, then the removal; then the replacement.
+            "update Message",
+            "update Message",
+            "update Message"
+        ]
+    );
+}

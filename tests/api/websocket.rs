@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct Ws {
     stream: Stream,
     /// Change, operation and signal packets read while waiting for a response.
-    stash: std::collections::VecDeque<Value>,
+    pub(crate) stash: std::collections::VecDeque<Value>,
     next_counter: u64,
     next_request: u32,
     protocol: String,
