@@ -92,6 +92,39 @@ pub enum Event {
     IdentityUnfollowed {
         user: String,
     },
+    /// A channel was created with the receiving user as a member (Channel create, 2.0+).
+    ChannelCreated {
+        channel: Uuid,
+    },
+    /// A channel's metadata changed (Channel update; only the metadata variants of
+    /// `ConversationOp` occur).
+    ChannelUpdated {
+        channel: Uuid,
+        ops: Vec<ConversationOp>,
+    },
+    /// A channel was deleted for everyone (Channel delete).
+    ChannelDeleted {
+        channel: Uuid,
+    },
+    /// `user` joined or was added (Membership create; for `user`, Channel create first).
+    ChannelMemberAdded {
+        channel: Uuid,
+        user: String,
+    },
+    /// `user` left or was removed (Membership delete; for `user`, Channel delete first).
+    ChannelMemberRemoved {
+        channel: Uuid,
+        user: String,
+    },
+    /// A message was sent to a channel (Message create carrying `channel`).
+    ChannelMessageCreated {
+        message: Uuid,
+    },
+    /// A channel message was deleted (Message delete).
+    ChannelMessageDeleted {
+        message: Uuid,
+        channel: Uuid,
+    },
     /// The operation packet `Conversation.mark_all_read`.
     MarkAllRead {
         conversation: Uuid,

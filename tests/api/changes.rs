@@ -851,3 +851,155 @@ async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
         ]
     );
 }
+
+#[tokio::test]
+async fn channel_changes_reach_the_members() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let carol = server.session_for("carol").await;
+    let mut alice_ws = open(&server, &alice, "layer-2.0").await;
+    let mut bob_ws = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let mut bob_v1 = open(&server, &server.session_for("bob").await, "layer-1.0").await;
+    let mut carol_ws = open(&server, &carol, "layer-2.0").await;
+    let uuid = Uuid::new_v4();
+    let channel = format!("layer:///channels/{uuid}");
+
+    // Created with alice and bob: a Channel create, with each member's own membership.
+    let created = alice_ws
+        .ok(
+            "Channel.create",
+            None,
+            json!({"id": channel, "name": "general", "metadata": {"topic": "x"},
+                   "members": [identity_id("alice"), identity_id("bob")]}),
+        )
+        .await;
+    let packet = alice_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["data"], created);
+    let packet = bob_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["object"]["id"], channel.as_str());
+    assert_eq!(
+        packet["body"]["data"]["membership"]["id"],
+        format!("{channel}/members/bob")
+    );
+
+    // Metadata: a Channel update.
+    let response = as_user(&server, &alice, Method::PATCH, &format!("/channels/{uuid}"))
+        .header("content-type", "application/vnd.layer-patch+json")
+        .body(
+            json!([{"operation": "set", "property": "metadata.topic", "value": "y"},
+                   {"operation": "set", "property": "metadata.a\\.b", "value": "1"}])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("update", "Channel").await;
+        assert_eq!(
+            packet["body"]["data"],
+            json!([{"operation": "set", "property": "metadata.a\\.b", "value": "1"},
+                   {"operation": "set", "property": "metadata.topic", "value": "y"}])
+        );
+    }
+
+    // Carol joins: she gets the Channel, then everyone her Membership.
+    let response = as_user(
+        &server,
+        &carol,
+        Method::PUT,
+        &format!("/channels/{uuid}/members/carol"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success());
+    let packet = carol_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["data"]["metadata"]["topic"], "y");
+    for ws in [&mut carol_ws, &mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("create", "Membership").await;
+        assert_eq!(
+            packet["body"]["object"]["id"],
+            format!("{channel}/members/carol")
+        );
+        assert_eq!(packet["body"]["data"]["identity"]["user_id"], "carol");
+        assert_eq!(packet["body"]["data"]["channel"]["id"], channel.as_str());
+    }
+
+    // A channel message, then its deletion.
+    let message = format!("layer:///messages/{}", Uuid::new_v4());
+    alice_ws
+        .ok(
+            "Message.create",
+            Some(&channel),
+            json!({"id": message, "parts": [{"mime_type": "text/plain", "body": "hi all"}]}),
+        )
+        .await;
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("create", "Message").await;
+        assert_eq!(packet["body"]["data"]["id"], message.as_str());
+        assert_eq!(packet["body"]["data"]["channel"]["id"], channel.as_str());
+        assert_eq!(packet["body"]["data"]["parts"][0]["body"], "hi all");
+    }
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/messages/{}", message.rsplit('/').next().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("delete", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], message.as_str());
+    }
+
+    // Carol leaves: her Membership goes for everyone, the Channel for her.
+    let response = as_user(
+        &server,
+        &carol,
+        Method::DELETE,
+        &format!("/channels/{uuid}/members/carol"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success());
+    for ws in [&mut carol_ws, &mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Membership").await;
+        assert_eq!(
+            packet["body"]["object"]["id"],
+            format!("{channel}/members/carol")
+        );
+    }
+    let packet = carol_ws.change("delete", "Channel").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!({"mode": "my_devices", "from_position": null})
+    );
+
+    // Deleted by its creator: a Channel delete for the members, and nothing more for carol.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/channels/{uuid}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Channel").await;
+        assert_eq!(
+            packet["body"]["data"],
+            json!({"mode": "all_participants", "from_position": null})
+        );
+    }
+    // Channels are 2.0+: nothing for the 1.0 socket.
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws, &mut bob_v1] {
+        ws.nothing_pending().await;
+    }
+}
