@@ -93,6 +93,10 @@ pub struct WebsocketSettings {
     pub max_message_bytes: usize,
     /// Seconds a change stays in the per-user change log (`Event.replay` reaches this far back).
     pub change_retention_secs: u64,
+    /// A typist whose `started` is not repeated for this long is announced as `paused` ...
+    pub typing_paused_after_ms: u64,
+    /// ... and one not heard from for this long (or whose socket closes) as `finished`.
+    pub typing_finished_after_ms: u64,
 }
 
 /// Rich content (parts larger than 2 KB): where the bytes live and how long URLs last.
@@ -233,6 +237,14 @@ impl Settings {
         }
         if self.websocket.ping_interval_secs == 0 {
             return invalid("websocket.ping_interval_secs must be at least 1");
+        }
+        if self.websocket.typing_paused_after_ms == 0
+            || self.websocket.typing_finished_after_ms < self.websocket.typing_paused_after_ms
+        {
+            return invalid(
+                "websocket.typing_paused_after_ms must be at least 1 and at most \
+                 websocket.typing_finished_after_ms",
+            );
         }
         if self.content.upload_url_ttl_secs == 0 || self.content.download_url_ttl_secs == 0 {
             return invalid("content URL lifetimes must be at least 1 second");

@@ -1,5 +1,7 @@
 //! The WebSocket API (`/websocket`, client-api.md §4, client-wire-protocol.md §4): the upgrade,
-//! one task per socket, the request/response protocol and typing-indicator relay.
+//! one task per socket, the request/response protocol and typing-indicator relay (with
+//! server-side expiry: `paused`, then `finished`, when a typist's updates stop or their socket
+//! closes; run by the node holding the typist's socket).
 //!
 //! Layout: `packet` (envelope and client packets), `connection` (the socket task: the single
 //! writer that stamps counters, keepalive, bounded queues, close frames), `requests` (one
