@@ -31,13 +31,18 @@ const CLOSE_WRITE_LIMIT: Duration = Duration::from_secs(1);
 pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
     let limits = state.settings.websocket.clone();
     let hub = state.realtime.hub.clone();
-    let (_registration, socket, mut ends) = hub.register(
+    let first = !hub.is_connected(opened.app_id, &opened.user_id);
+    let (registration, socket, mut ends) = hub.register(
         opened.app_id,
         &opened.user_id,
         opened.session_hash,
         opened.version,
         limits.outbound_queue,
     );
+    if first {
+        super::presence_changed(&state, opened.app_id, &opened.user_id).await;
+    }
+    let presence_state = state.clone();
     let (inbound, inbound_rx) = mpsc::channel(limits.inbound_queue);
     let (commands, commands_rx) = mpsc::channel(1);
     let delivery = tokio::spawn(super::delivery::run(
@@ -103,6 +108,10 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
             reason: close.reason.into(),
         };
         let _ = timeout(CLOSE_WRITE_LIMIT, ws.send(Message::Close(Some(frame)))).await;
+    }
+    drop(registration);
+    if !hub.is_connected(socket.app_id, &socket.user_id) {
+        super::presence_changed(&presence_state, socket.app_id, &socket.user_id).await;
     }
 }
 

@@ -91,6 +91,41 @@ impl Realtime {
     }
 }
 
+/// Tells every node (and through them the user's followers) what this node now knows of the
+/// user's presence: after their first socket here opened, their last one here closed, or they
+/// announced a status. Ephemeral: nothing is stored.
+pub(crate) async fn presence_changed(state: &AppState, app_id: uuid::Uuid, user_id: &str) {
+    let followers = match state.store.followers(app_id, user_id).await {
+        Ok(followers) => followers,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading followers for presence failed");
+            Vec::new()
+        }
+    };
+    let hub = &state.realtime.hub;
+    let view = crate::render::View::new(
+        ApiVersion::V3_0,
+        &state.urls,
+        app_id,
+        crate::render::Perspective::Client {
+            user_id: user_id.to_owned(),
+        },
+    );
+    let report = hub::PresenceReport {
+        app_id,
+        user: user_id.to_owned(),
+        identity_url: view.identity_url(user_id),
+        node: hub.node,
+        state: hub.node_presence(app_id, user_id),
+        followers,
+    };
+    state
+        .realtime
+        .fanout
+        .publish(Notice::Presence(report))
+        .await;
+}
+
 /// `/websocket` and `/websocket/` (the SDKs append the slash, client-wire-protocol.md §0.3).
 /// Outside version negotiation: the upgrade carries no `Accept` header.
 pub fn routes() -> Router<AppState> {

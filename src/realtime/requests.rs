@@ -252,8 +252,13 @@ impl Worker {
                 )
                 .await
             }
-            "Presence.subscribe" => Ok(json!({})),
-            "Presence.update" => self.update_presence(&request.data),
+            "Presence.subscribe" => {
+                self.socket
+                    .presence_subscribed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(json!({}))
+            }
+            "Presence.update" => self.update_presence(&request.data).await,
             "Presence.sync" => self.sync_presence(&request.data).await,
             "Event.replay" => self.replay(&request.data).await,
             other => Err(ApiError::new(
@@ -335,8 +340,9 @@ impl Worker {
         Ok(Value::Null)
     }
 
-    /// `Presence.update`: a Layer Patch setting `status`.
-    fn update_presence(&self, data: &Value) -> ApiResult<Value> {
+    /// `Presence.update`: a Layer Patch setting `status`; announced to every node (and so to
+    /// the user's subscribed followers).
+    async fn update_presence(&self, data: &Value) -> ApiResult<Value> {
         let operations = data
             .as_array()
             .filter(|ops| !ops.is_empty())
@@ -370,6 +376,7 @@ impl Worker {
                 .realtime
                 .hub
                 .set_status(self.socket.app_id, self.user(), status);
+            super::presence_changed(&self.state, self.socket.app_id, self.user()).await;
         }
         Ok(json!({}))
     }
@@ -477,8 +484,9 @@ impl Worker {
             sender,
         };
         let notice = typing_notice(self.socket.app_id, &typing, action);
-        self.state.realtime.fanout.publish(notice).await;
+        // Tracked first: if the socket goes while this is published, it is still finished.
         self.typing.heard(conversation_id, typing);
+        self.state.realtime.fanout.publish(notice).await;
         Ok(())
     }
 

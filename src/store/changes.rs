@@ -230,6 +230,8 @@ pub trait ChangeLogStore: Send + Sync {
     /// The sequence number just before the user's first change at or after `at` (the head when
     /// there is none).
     async fn seq_before(&self, app_id: Uuid, user_id: &str, at: Timestamp) -> StoreResult<i64>;
+    /// Who follows the user (the audience of their presence).
+    async fn followers(&self, app_id: Uuid, user_id: &str) -> StoreResult<Vec<String>>;
     /// Deletes changes older than `before`.
     async fn prune_changes(&self, before: Timestamp) -> StoreResult<u64>;
 }

@@ -1003,3 +1003,90 @@ async fn channel_changes_reach_the_members() {
         ws.nothing_pending().await;
     }
 }
+
+/// The presence an Identity update packet sets: (status, last_seen_at).
+fn pushed_presence(packet: &Value, user: &str) -> (Value, Value) {
+    assert_eq!(
+        packet["body"]["object"]["id"],
+        identity_id(user),
+        "{packet}"
+    );
+    let data = &packet["body"]["data"];
+    assert_eq!(data[0]["property"], "presence.status", "{packet}");
+    assert_eq!(data[1]["property"], "presence.last_seen_at", "{packet}");
+    (data[0]["value"].clone(), data[1]["value"].clone())
+}
+
+#[tokio::test]
+async fn presence_reaches_subscribed_followers_on_every_node() {
+    if !crate::common::is_postgres() {
+        return; // one SQLite file is one node
+    }
+    let node_a = TestServer::start().await;
+    let node_b = node_a.another_node().await;
+    // A shared conversation: alice and bob follow each other; carol follows nobody.
+    node_a.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&node_a, &node_a.session_for("alice").await, "layer-3.0").await;
+    let mut alice_v1 = open(&node_a, &node_a.session_for("alice").await, "layer-1.0").await;
+    let mut unsubscribed = open(&node_a, &node_a.session_for("alice").await, "layer-2.0").await;
+    let mut carol = open(&node_a, &node_a.session_for("carol").await, "layer-3.0").await;
+    for ws in [&mut alice, &mut alice_v1, &mut carol] {
+        ws.ok("Presence.subscribe", None, Value::Null).await;
+    }
+
+    // bob connects on node B and announces himself: available, pushed to alice on node A.
+    let bob_token = node_b.session_for("bob").await;
+    let mut bob = open(&node_b, &bob_token, "layer-2.0").await;
+    bob.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "auto"}]),
+    )
+    .await;
+    let (status, seen) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "available");
+    assert!(Timestamp::parse_iso(seen.as_str().unwrap()).is_some());
+
+    // A second device on node A restores the status announced on node B ("auto"): alice hears
+    // that bob was seen again. Then busy from node B.
+    let mut bob_a = open(&node_a, &node_a.session_for("bob").await, "layer-3.0").await;
+    bob_a
+        .ok(
+            "Presence.update",
+            None,
+            json!([{"operation": "set", "property": "status", "value": "auto"}]),
+        )
+        .await;
+    let (status, _) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "available");
+    bob.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "busy"}]),
+    )
+    .await;
+    let (status, _) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "busy");
+    // Node A reports it in Presence.sync too.
+    let changes = alice
+        .ok("Presence.sync", None, json!({"ids": [identity_id("bob")]}))
+        .await["changes"]
+        .clone();
+    assert_eq!(changes[0]["data"][0]["value"], "busy");
+
+    // bob's socket on node B closes but his device on node A stays: still busy (last seen
+    // now). Then the last one closes: offline, last seen then.
+    bob.close().await;
+    let (status, seen_b) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "busy");
+    bob_a.close().await;
+    let (status, seen) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "offline");
+    let seen = Timestamp::parse_iso(seen.as_str().unwrap()).unwrap();
+    assert!(seen >= Timestamp::parse_iso(seen_b.as_str().unwrap()).unwrap());
+
+    // Not to strangers, not to 1.0 sockets (no identities), not without Presence.subscribe.
+    for ws in [&mut alice, &mut alice_v1, &mut unsubscribed, &mut carol] {
+        ws.nothing_pending().await;
+    }
+}

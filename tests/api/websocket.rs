@@ -564,17 +564,18 @@ async fn presence_update_and_sync_report_statuses_the_user_may_see() {
     let changes = a.ok("Presence.sync", None, json!({"since": since})).await["changes"].clone();
     assert_eq!(presence_of(&changes, "bob").unwrap().0, "busy");
 
-    // bob disconnects: offline, last seen kept.
+    // alice subscribed and follows bob: his status was pushed to her as an Identity update.
+    let pushed = a.change("update", "Identity").await;
+    let (status, seen) = presence_of(&json!([pushed["body"]]), "bob").unwrap();
+    assert_eq!((status.as_str(), seen.is_string()), (Some("busy"), true));
+
+    // bob disconnects: offline, last seen kept, pushed to alice and reported by sync.
     drop(b);
-    // Each round trip is a real request; the deadline bounds the wait for the disconnect.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut offline = false;
-    while !offline && tokio::time::Instant::now() < deadline {
-        let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
-        offline = presence_of(&changes, "bob")
-            .is_some_and(|(s, seen)| s == "offline" && seen.is_string());
-    }
-    assert!(offline);
+    let pushed = a.change("update", "Identity").await;
+    let (status, seen) = presence_of(&json!([pushed["body"]]), "bob").unwrap();
+    assert_eq!((status.as_str(), seen.is_string()), (Some("offline"), true));
+    let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
+    assert_eq!(presence_of(&changes, "bob").unwrap(), (status, seen));
     a.fails("Presence.sync", None, json!({}), "missing_property")
         .await;
     a.nothing_pending().await;
