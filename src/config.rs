@@ -97,6 +97,10 @@ pub struct WebsocketSettings {
     pub typing_paused_after_ms: u64,
     /// ... and one not heard from for this long (or whose socket closes) as `finished`.
     pub typing_finished_after_ms: u64,
+    /// `Event.replay` starts this much before the `from_timestamp` asked for: a change is
+    /// stamped when its transaction starts, so it can commit (and be delivered) after packets
+    /// stamped later; the margin re-sends those instead of missing them.
+    pub replay_margin_ms: u64,
 }
 
 /// Rich content (parts larger than 2 KB): where the bytes live and how long URLs last.

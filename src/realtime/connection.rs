@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::hub::Close;
 use super::packet::{self, Outbound, PacketType};
 use crate::http::AppState;
+use crate::store::Timestamp;
 use crate::version::ApiVersion;
 
 /// Who opened the socket.
@@ -69,7 +70,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
             _ = ends.close.changed() => break *ends.close.borrow(),
             out = ends.queue.recv() => {
                 let Some(out) = out else { break None };
-                let frame = frame(out, counter, socket.version);
+                let frame = frame(out, counter, socket.version, socket.stamp());
                 counter += 1;
                 // A peer that does not read blocks this write; a close request must still win.
                 tokio::select! {
@@ -115,13 +116,14 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
     }
 }
 
-/// Stamps the next counter and the time onto a queued packet.
-fn frame(out: Outbound, counter: u64, version: ApiVersion) -> String {
+/// Stamps the next counter and the time onto a queued packet: a change its own time, anything
+/// else `now`.
+fn frame(out: Outbound, counter: u64, version: ApiVersion, now: Timestamp) -> String {
     match out {
-        Outbound::Packet { kind, body } => packet::envelope(kind, counter, &body),
+        Outbound::Packet { kind, body } => packet::envelope_at(kind, counter, &body, now),
         Outbound::Stamped { kind, body, at } => packet::envelope_at(kind, counter, &body, at),
         Outbound::Delivery { kind, bodies } => {
-            packet::envelope(kind, counter, bodies.for_version(version))
+            packet::envelope_at(kind, counter, bodies.for_version(version), now)
         }
         Outbound::CounterRead { request_id } => {
             // The counter of the packet written before this one (-1: none yet).
@@ -131,7 +133,7 @@ fn frame(out: Outbound, counter: u64, version: ApiVersion) -> String {
                 "Counter.read",
                 Ok(json!({ "counter": previous })),
             );
-            packet::envelope(PacketType::Response, counter, &body)
+            packet::envelope_at(PacketType::Response, counter, &body, now)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! theirs (`Notice::Presence`), merged into the presence followers see.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,22 @@ pub struct Socket {
     pub wake: Notify,
     /// Set by `Presence.subscribe`: the socket hears presence changes of whom its user follows.
     pub presence_subscribed: AtomicBool,
+    /// While the delivery task is behind its user's log: the time (ms) of the oldest change it
+    /// has not queued yet (`i64::MAX` when caught up). Packets stamped "now" are stamped no
+    /// later than this, so a client replaying from its last timestamp gets that change.
+    pub undelivered_since: AtomicI64,
+}
+
+impl Socket {
+    /// The timestamp for a packet written now that is not a change: now, or earlier while
+    /// changes wait to be queued (see `undelivered_since`).
+    pub fn stamp(&self) -> Timestamp {
+        let now = Timestamp::now();
+        match self.undelivered_since.load(Ordering::Relaxed) {
+            i64::MAX => now,
+            since => now.min(Timestamp::from_millis(since)),
+        }
+    }
 }
 
 impl Socket {
@@ -211,6 +227,7 @@ impl Hub {
             close: close_tx,
             wake: Notify::new(),
             presence_subscribed: AtomicBool::new(false),
+            undelivered_since: AtomicI64::new(i64::MAX),
         });
         lock(&self.sockets)
             .entry((app_id, user_id.to_owned()))

@@ -309,7 +309,8 @@ impl Worker {
     }
 
     /// `Event.replay {from_timestamp}`: the delivery task queues every change of this user at
-    /// or after that time (inclusive, original timestamps, in order) before this response.
+    /// or after that time, less `replay_margin_ms` (inclusive, original timestamps, in order),
+    /// before this response.
     async fn replay(&self, data: &Value) -> ApiResult<Value> {
         let from = data
             .get("from_timestamp")
@@ -329,8 +330,13 @@ impl Worker {
                 ),
             ));
         }
+        // Changes stamped before `from` may have committed after the client's last packet.
+        let margin = Duration::from_millis(self.state.settings.websocket.replay_margin_ms);
         let (done, result) = oneshot::channel();
-        let command = Command::Replay { from, done };
+        let command = Command::Replay {
+            from: from.minus(margin),
+            done,
+        };
         if self.delivery.send(command).await.is_err() {
             return Err(ApiError::service_unavailable("The socket is closing."));
         }

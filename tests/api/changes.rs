@@ -369,7 +369,8 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
 
 #[tokio::test]
 async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
-    let server = TestServer::start().await;
+    // Exactly from the timestamp asked for (the margin is tested below).
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", "0")]).await;
     let conversation = server.conversation_of(&["alice", "bob"]).await;
     let alice = server.session_for("alice").await;
     let bob = server.session_for("bob").await;
@@ -1088,5 +1089,67 @@ async fn presence_reaches_subscribed_followers_on_every_node() {
     // Not to strangers, not to 1.0 sockets (no identities), not without Presence.subscribe.
     for ws in [&mut alice, &mut alice_v1, &mut unsubscribed, &mut carol] {
         ws.nothing_pending().await;
+    }
+}
+
+/// Replays from `from` on a new socket of `token`; the kinds of the replayed packets.
+async fn replayed(server: &TestServer, token: &str, from: &str) -> Vec<String> {
+    let mut ws = open(server, token, "layer-3.0").await;
+    ws.ok("Event.replay", None, json!({ "from_timestamp": from }))
+        .await;
+    let mut kinds = Vec::new();
+    while let Some(packet) = ws.stash.pop_front() {
+        kinds.push(format!(
+            "{} {}",
+            packet["body"]["operation"].as_str().unwrap(),
+            packet["body"]["object"]["type"].as_str().unwrap()
+        ));
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn replay_starts_a_margin_early_for_changes_that_committed_late() {
+    // With the margin: the late change (and its conversation refresh), and the conversation
+    // created just before; without it: nothing.
+    let late = vec![
+        "create Conversation",
+        "delete Message",
+        "update Conversation",
+    ];
+    for (margin, expected) in [("5000", late), ("0", vec![])] {
+        let server =
+            TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", margin)]).await;
+        let conversation = server.conversation_of(&["alice", "bob"]).await;
+        let message = server.send_text(&conversation, "hi").await;
+        let message =
+            Uuid::parse_str(crate::common::uuid_of(message["id"].as_str().unwrap()).as_str())
+                .unwrap();
+        let bob = server.session_for("bob").await;
+        let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+        // bob's client last saw a packet stamped `seen` ...
+        bob_ws.nothing_pending().await;
+        let seen = Timestamp::now();
+        // ... then a change stamped 2 s earlier commits (a transaction that took that long):
+        // delivered live, after `seen`.
+        server
+            .store
+            .hide_message(
+                server.app_id,
+                message,
+                "bob",
+                seen.minus(Duration::from_secs(2)),
+            )
+            .await
+            .unwrap();
+        let packet = bob_ws.change("delete", "Message").await;
+        assert!(Timestamp::parse_iso(packet["timestamp"].as_str().unwrap()).unwrap() < seen);
+        // The socket drops before the client records it; it replays from `seen`.
+        drop(bob_ws);
+        assert_eq!(
+            replayed(&server, &bob, &seen.to_iso()).await,
+            expected,
+            "margin {margin}"
+        );
     }
 }
