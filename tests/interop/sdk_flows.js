@@ -1053,6 +1053,14 @@ async function run(sdk) {
     }
   });
 
+  await check("realtime: alice's client.user.setStatus('busy') -> bob's client sees her busy (pushed Identity presence update)", async () => {
+    peerUp();
+    needSocket();
+    await peerCall('arm', { key: 'presence', kind: 'presence', user: ALICE, status: 'busy' });
+    client.user.setStatus('busy');
+    await peerCall('await', { key: 'presence' });
+  });
+
   await check("realtime: bob's socket drops, alice sends 3 messages, bob reconnects -> Event.replay delivers them before its response", async () => {
     peerUp();
     needRt();
@@ -1281,6 +1289,18 @@ async function peer(sdk) {
           return !typing.includes(user) && !paused.includes(user);
         },
       }).then((evt) => ({ typing: evt.typing.map((i) => i.userId), paused: evt.paused.map((i) => i.userId) })),
+    // `user`'s presence status on bob's client becomes `status` (a pushed Identity update).
+    presence: ({ user, status, timeout }) => {
+      const current = () => {
+        const identity = client.getIdentity(identityId(user));
+        return identity && identity._presence && identity._presence.status;
+      };
+      return waitUntil(() => current() === status, [[client, 'identities:change']], {
+        timeout,
+        what: `${user}'s presence ${status} on bob's client`,
+        describe: () => ({ status: current() }),
+      }).then(() => ({}));
+    },
     // The session was revoked: the SDK re-authenticates (challenge, ready) and the socket reopens.
     reauth: async ({ timeout }) => {
       const before = challenges;
