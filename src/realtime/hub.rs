@@ -556,3 +556,101 @@ impl Fanout for Local {
         self.0.apply(&notice);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(app_id: Uuid, node: Uuid, state: NodePresence) -> Notice {
+        Notice::Presence(PresenceReport {
+            app_id,
+            user: "bob".into(),
+            identity_url: "http://x/identities/bob".into(),
+            node,
+            state,
+            followers: vec!["alice".into()],
+        })
+    }
+
+    fn node(
+        connected: bool,
+        status: Option<&str>,
+        seen: Option<i64>,
+        changed: i64,
+    ) -> NodePresence {
+        NodePresence {
+            connected,
+            status: status.map(str::to_owned),
+            last_seen_at: seen,
+            changed_at: changed,
+        }
+    }
+
+    #[test]
+    fn presence_merges_what_every_node_reported() {
+        let hub = Hub::new();
+        let app = Uuid::new_v4();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let seen = |p: Presence| (p.status, p.last_seen_at.map(Timestamp::millis));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("offline", None));
+
+        // Connected on node A without a status: still offline.
+        hub.apply(&report(app, a, node(true, None, None, 10)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("offline", None));
+        // A status on node B (connected there): online, the latest status wins.
+        hub.apply(&report(app, b, node(true, Some("busy"), Some(20), 20)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("busy", Some(20)));
+        hub.apply(&report(app, a, node(true, Some("away"), Some(30), 30)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("away", Some(30)));
+        // Node A's socket goes: online through node B, still the latest status announced.
+        hub.apply(&report(app, a, node(false, Some("away"), Some(40), 40)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("away", Some(40)));
+        // Node B's too: offline, last seen the latest.
+        hub.apply(&report(app, b, node(false, Some("busy"), Some(35), 35)));
+        assert_eq!(
+            seen(hub.presence(app, "bob", "alice")),
+            ("offline", Some(40))
+        );
+        // Invisible is offline to others; the user themself sees it.
+        hub.apply(&report(app, b, node(true, Some("invisible"), Some(50), 50)));
+        assert_eq!(
+            seen(hub.presence(app, "bob", "alice")),
+            ("offline", Some(50))
+        );
+        assert_eq!(hub.presence(app, "bob", "bob").status, "invisible");
+        // Reports of another app are another user.
+        assert_eq!(
+            hub.presence(Uuid::new_v4(), "bob", "alice").status,
+            "offline"
+        );
+        assert_eq!(
+            hub.presence_changed_since(app, Timestamp::from_millis(45)),
+            vec!["bob".to_owned()]
+        );
+        assert!(hub
+            .presence_changed_since(app, Timestamp::from_millis(51))
+            .is_empty());
+    }
+
+    #[test]
+    fn auto_restores_the_status_announced_last_on_any_node() {
+        let hub = Hub::new();
+        let app = Uuid::new_v4();
+        hub.set_status(app, "bob", "auto");
+        assert_eq!(
+            hub.node_presence(app, "bob").status.as_deref(),
+            Some("available")
+        );
+        let later = Timestamp::now().millis() + 1000;
+        hub.apply(&report(
+            app,
+            Uuid::new_v4(),
+            node(true, Some("busy"), Some(later), later),
+        ));
+        hub.set_status(app, "bob", "auto");
+        assert_eq!(
+            hub.node_presence(app, "bob").status.as_deref(),
+            Some("busy")
+        );
+    }
+}
