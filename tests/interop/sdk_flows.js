@@ -1061,6 +1061,28 @@ async function run(sdk) {
     await peerCall('await', { key: 'presence' });
   });
 
+  await check("realtime: alice's client.createChannel({members: [alice, bob]}).send() reaches bob's client (Channel create), then her channel message (Message create)", async () => {
+    peerUp();
+    needSocket();
+    const channel = client.createChannel({ name: `channel ${tag}`, members: [ALICE, BOB], metadata: { by: 'sdk' } });
+    ok(/^layer:\/\/\/channels\/[0-9a-f-]{36}$/.test(channel.id), 'the id the SDK chose', channel.id);
+    await peerCall('arm', { key: 'channel', kind: 'channel', id: channel.id });
+    const sent = waitEvent(channel, 'channels:sent', {
+      timeout: REALTIME_TIMEOUT_MS,
+      failOn: ['channels:sent-error'],
+      what: 'channels:sent',
+    });
+    channel.send();
+    await sent;
+    const r = await peerCall('await', { key: 'channel' });
+    eq(r.metadata, { by: 'sdk' }, "the channel's metadata on bob's client");
+    const m = api.newMessage(channel, [{ mimeType: 'text/plain', body: `hi channel ${tag}` }]);
+    const msgSent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
+    m.send();
+    await msgSent;
+    await peerHas(m.id);
+  });
+
   await check("realtime: bob's socket drops, alice sends 3 messages, bob reconnects -> Event.replay delivers them before its response", async () => {
     peerUp();
     needRt();
@@ -1289,6 +1311,11 @@ async function peer(sdk) {
           return !typing.includes(user) && !paused.includes(user);
         },
       }).then((evt) => ({ typing: evt.typing.map((i) => i.userId), paused: evt.paused.map((i) => i.userId) })),
+    // A channel id is in bob's client (its Channel create change arrived); its metadata.
+    channel: ({ id, timeout }) =>
+      waitUntil(() => client.getChannel(id), [[client, 'channels:add']], { timeout, what: `channel ${id} on bob's client` }).then(
+        () => ({ metadata: client.getChannel(id).metadata }),
+      ),
     // `user`'s presence status on bob's client becomes `status` (a pushed Identity update).
     presence: ({ user, status, timeout }) => {
       const current = () => {
