@@ -1053,6 +1053,26 @@ async function run(sdk) {
     }
   });
 
+  await check("realtime: alice's typing stops without 'finished' -> the server expires it: bob's client hears 'paused', then 'finished', before the SDK's own 6 s", async () => {
+    peerUp();
+    needRt();
+    needSocket();
+    // A bare signal (the typing publisher would repeat 'started' every 2.5 s); the servers of
+    // this suite pause after 1 s and finish after 2.5 s without an update (run.sh).
+    const arm = (key, state) => peerCall('arm', { key, kind: 'typing', conversationId: rt.id, user: ALICE, state });
+    await arm('expiry-started', 'started');
+    await arm('expiry-paused', 'paused');
+    await arm('expiry-finished', 'finished');
+    const start = Date.now();
+    client.socketManager.sendSignal({ type: 'typing_indicator', object: { id: rt.id }, data: { action: 'started' } });
+    await peerCall('await', { key: 'expiry-started' });
+    const paused = await peerCall('await', { key: 'expiry-paused' });
+    eq([paused.typing, paused.paused], [[], [ALICE]], 'typing and paused users once paused');
+    await peerCall('await', { key: 'expiry-finished' });
+    const took = Date.now() - start;
+    ok(took < 6000, "finished by the server, before the SDK's own expiry", `${took} ms`);
+  });
+
   await check("realtime: alice's client.user.setStatus('busy') -> bob's client sees her busy (pushed Identity presence update)", async () => {
     peerUp();
     needSocket();
