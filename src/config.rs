@@ -306,6 +306,14 @@ mod tests {
         assert_eq!(s.public_url(), "http://127.0.0.1:8080");
         assert_eq!(s.database.max_connections, 10);
         assert_eq!(s.dedup.ttl_secs, 86_400);
+        assert_eq!(
+            (
+                s.websocket.typing_paused_after_ms,
+                s.websocket.typing_finished_after_ms,
+                s.websocket.replay_margin_ms
+            ),
+            (6_000, 30_000, 10_000)
+        );
         assert!(s.database_url().starts_with("sqlite://"));
         assert!(s.database_url().ends_with("layer.db"));
         assert!(s.apps.is_empty());
@@ -376,5 +384,18 @@ mod tests {
             Settings::load_from(None, env(&[("LAYER__HTTP__BIND", "not an address")])).is_err()
         );
         assert!(Settings::load_from(None, env(&[("LAYER__HTTP__PUBLIC_URL", "ftp://x")])).is_err());
+        // Typing expiry: paused first, finished no earlier.
+        let typing = |paused: &str, finished: &str| {
+            Settings::load_from(
+                None,
+                env(&[
+                    ("LAYER__WEBSOCKET__TYPING_PAUSED_AFTER_MS", paused),
+                    ("LAYER__WEBSOCKET__TYPING_FINISHED_AFTER_MS", finished),
+                ]),
+            )
+        };
+        assert!(typing("0", "100").is_err());
+        assert!(typing("200", "100").is_err());
+        assert!(typing("100", "100").is_ok());
     }
 }
