@@ -93,6 +93,14 @@ pub struct WebsocketSettings {
     pub max_message_bytes: usize,
     /// Seconds a change stays in the per-user change log (`Event.replay` reaches this far back).
     pub change_retention_secs: u64,
+    /// A typist whose `started` is not repeated for this long is announced as `paused` ...
+    pub typing_paused_after_ms: u64,
+    /// ... and one not heard from for this long (or whose socket closes) as `finished`.
+    pub typing_finished_after_ms: u64,
+    /// `Event.replay` starts this much before the `from_timestamp` asked for: a change is
+    /// stamped when its transaction starts, so it can commit (and be delivered) after packets
+    /// stamped later; the margin re-sends those instead of missing them.
+    pub replay_margin_ms: u64,
 }
 
 /// Rich content (parts larger than 2 KB): where the bytes live and how long URLs last.
@@ -234,6 +242,14 @@ impl Settings {
         if self.websocket.ping_interval_secs == 0 {
             return invalid("websocket.ping_interval_secs must be at least 1");
         }
+        if self.websocket.typing_paused_after_ms == 0
+            || self.websocket.typing_finished_after_ms < self.websocket.typing_paused_after_ms
+        {
+            return invalid(
+                "websocket.typing_paused_after_ms must be at least 1 and at most \
+                 websocket.typing_finished_after_ms",
+            );
+        }
         if self.content.upload_url_ttl_secs == 0 || self.content.download_url_ttl_secs == 0 {
             return invalid("content URL lifetimes must be at least 1 second");
         }
@@ -290,6 +306,14 @@ mod tests {
         assert_eq!(s.public_url(), "http://127.0.0.1:8080");
         assert_eq!(s.database.max_connections, 10);
         assert_eq!(s.dedup.ttl_secs, 86_400);
+        assert_eq!(
+            (
+                s.websocket.typing_paused_after_ms,
+                s.websocket.typing_finished_after_ms,
+                s.websocket.replay_margin_ms
+            ),
+            (6_000, 30_000, 10_000)
+        );
         assert!(s.database_url().starts_with("sqlite://"));
         assert!(s.database_url().ends_with("layer.db"));
         assert!(s.apps.is_empty());
@@ -360,5 +384,18 @@ mod tests {
             Settings::load_from(None, env(&[("LAYER__HTTP__BIND", "not an address")])).is_err()
         );
         assert!(Settings::load_from(None, env(&[("LAYER__HTTP__PUBLIC_URL", "ftp://x")])).is_err());
+        // Typing expiry: paused first, finished no earlier.
+        let typing = |paused: &str, finished: &str| {
+            Settings::load_from(
+                None,
+                env(&[
+                    ("LAYER__WEBSOCKET__TYPING_PAUSED_AFTER_MS", paused),
+                    ("LAYER__WEBSOCKET__TYPING_FINISHED_AFTER_MS", finished),
+                ]),
+            )
+        };
+        assert!(typing("0", "100").is_err());
+        assert!(typing("200", "100").is_err());
+        assert!(typing("100", "100").is_ok());
     }
 }

@@ -53,7 +53,7 @@ fn channel_id(ids: &PathIds) -> ApiResult<Uuid> {
     svc::channel_id(ids.get("channel_id"))
 }
 
-async fn render_channel(
+pub(crate) async fn render_channel(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
@@ -79,7 +79,7 @@ async fn render_messages(
     Ok(messages.iter().map(|m| view.channel_message(m)).collect())
 }
 
-async fn render_message(
+pub(crate) async fn render_message(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,

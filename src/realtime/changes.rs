@@ -62,6 +62,23 @@ pub async fn render(
             render_one(state, actor, version, event).await?,
             *conversation,
         ),
+        Event::MessagePartsChanged {
+            message,
+            added,
+            updated,
+            removed,
+        } => {
+            return parts_changed(state, actor, version, *message, added, updated, removed).await;
+        }
+        Event::ChannelCreated { .. }
+        | Event::ChannelUpdated { .. }
+        | Event::ChannelDeleted { .. }
+        | Event::ChannelMemberAdded { .. }
+        | Event::ChannelMemberRemoved { .. }
+        | Event::ChannelMessageCreated { .. }
+        | Event::ChannelMessageDeleted { .. } => {
+            return channel_event(state, actor, version, event).await;
+        }
         _ => (render_one(state, actor, version, event).await?, None),
     };
     let mut packets: Vec<(PacketType, Value)> = main.into_iter().collect();
@@ -96,6 +113,222 @@ async fn message_create(
         ),
         message.conversation_id,
     )))
+}
+
+/// A part change of a message, for 3.0 sockets (2.0 clients treat messages as immutable): a
+/// Message `update` removing and adding `parts` (by id; an add carries the part as `value`, so
+/// the XDK can create it) and setting `updated_at`; and per changed part a MessagePart `update`
+/// of `mime_type`, `body` and `updated_at`, or, for a part with rich content or a base64 body
+/// (which the XDK only rebuilds from a whole part), a MessagePart `create` carrying the part,
+/// which refreshes the cached one. Nothing when the user no longer sees the message; parts gone
+/// since are skipped (their removal follows). No MessagePart `delete`: the XDK has no handler
+/// for it.
+async fn parts_changed(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    message: Uuid,
+    added: &[Uuid],
+    updated: &[Uuid],
+    removed: &[Uuid],
+) -> ApiResult<Vec<(PacketType, Value)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(Vec::new());
+    };
+    if version < ApiVersion::V3_0 {
+        return Ok(Vec::new());
+    }
+    let Ok((message, _)) =
+        crate::service::messages::user_message(&state.store, actor.app_id, user, message).await
+    else {
+        return Ok(Vec::new());
+    };
+    let view = crate::api::bare_view(state, actor, version);
+    let url = view.message_url(message.conversation_id, message.id);
+    let part_of = |id: &Uuid| {
+        message
+            .parts
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.id == *id)
+            .map(|(i, p)| (p, view.part(message.id, &url, i, p)))
+    };
+    let part_uri = |id: &Uuid| format!("{}/parts/{id}", message_uri(message.id));
+    let mut packets = Vec::new();
+    let mut ops: Vec<Value> = removed
+        .iter()
+        .map(|id| json!({ "operation": "remove", "property": "parts", "id": part_uri(id) }))
+        .collect();
+    ops.extend(added.iter().filter_map(|id| {
+        let (_, value) = part_of(id)?;
+        Some(json!({ "operation": "add", "property": "parts", "id": value["id"], "value": value }))
+    }));
+    if !ops.is_empty() || !updated.is_empty() {
+        ops.push(json!({ "operation": "set", "property": "updated_at",
+                         "value": message.updated_at.map(crate::store::Timestamp::to_iso) }));
+        packets.push(change(
+            update_operation(version),
+            message_object(&view, message.conversation_id, message.id),
+            Value::Array(ops),
+        ));
+    }
+    for id in updated {
+        let Some((part, value)) = part_of(id) else {
+            continue;
+        };
+        let object = object(
+            "MessagePart",
+            part_uri(id),
+            value["url"].as_str().unwrap_or_default().to_owned(),
+        );
+        if part.content.is_some() || part.encoding.is_some() {
+            packets.push(change("create", object, value));
+        } else {
+            packets.push(change(
+                update_operation(version),
+                object,
+                json!([
+                    { "operation": "set", "property": "mime_type", "value": value["mime_type"] },
+                    { "operation": "set", "property": "body", "value": value["body"] },
+                    { "operation": "set", "property": "updated_at", "value": value["updated_at"] },
+                ]),
+            ));
+        }
+    }
+    Ok(packets)
+}
+
+/// Channel events (2.0+; channels do not exist in 1.0). Creates carry the object as the user
+/// sees it now (nothing once they no longer do); a member who joins gets the Channel before its
+/// Membership, one who leaves the Channel `delete` (`my_devices`: gone for them only) after it.
+async fn channel_event(
+    state: &AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    event: &Event,
+) -> ApiResult<Vec<(PacketType, Value)>> {
+    let Some(user) = actor.user_id() else {
+        return Ok(Vec::new());
+    };
+    if !version.has_identities() {
+        return Ok(Vec::new());
+    }
+    let store = &state.store;
+    let app_id = actor.app_id;
+    let view = crate::api::bare_view(state, actor, version);
+    let view = &view;
+    let channel_create = |channel: Uuid| async move {
+        let Ok(seen) = crate::service::channels::user_channel(store, app_id, user, channel).await
+        else {
+            return Ok::<_, crate::error::ApiError>(None);
+        };
+        let data = crate::api::channels::render_channel(state, actor, version, &seen).await?;
+        Ok(Some(change("create", channel_object(view, channel), data)))
+    };
+    let mut packets = Vec::new();
+    match event {
+        Event::ChannelCreated { channel } => packets.extend(channel_create(*channel).await?),
+        Event::ChannelUpdated { channel, ops } => {
+            let ops: Vec<Value> = ops.iter().filter_map(metadata_op).collect();
+            if !ops.is_empty() {
+                packets.push(change(
+                    update_operation(version),
+                    channel_object(view, *channel),
+                    Value::Array(ops),
+                ));
+            }
+        }
+        Event::ChannelDeleted { channel } => packets.push(change(
+            "delete",
+            channel_object(view, *channel),
+            json!({ "mode": "all_participants", "from_position": null }),
+        )),
+        Event::ChannelMemberAdded {
+            channel,
+            user: member,
+        } => {
+            if member == user {
+                packets.extend(channel_create(*channel).await?);
+            }
+            if let Some(membership) = store.channel_member(app_id, *channel, member).await? {
+                let view =
+                    crate::api::view_for(state, actor, version, vec![member.clone()]).await?;
+                packets.push(change(
+                    "create",
+                    membership_object(&view, *channel, member),
+                    view.channel_member(&membership),
+                ));
+            }
+        }
+        Event::ChannelMemberRemoved {
+            channel,
+            user: member,
+        } => {
+            packets.push(change(
+                "delete",
+                membership_object(view, *channel, member),
+                json!({}),
+            ));
+            if member == user {
+                packets.push(change(
+                    "delete",
+                    channel_object(view, *channel),
+                    json!({ "mode": "my_devices", "from_position": null }),
+                ));
+            }
+        }
+        Event::ChannelMessageCreated { message } => {
+            if let Some(message) =
+                crate::service::channels::user_message(store, app_id, user, *message).await?
+            {
+                let data =
+                    crate::api::channels::render_message(state, actor, version, &message).await?;
+                packets.push(change(
+                    "create",
+                    message_object(view, Uuid::nil(), message.id),
+                    data,
+                ));
+            }
+        }
+        Event::ChannelMessageDeleted { message, .. } => packets.push(change(
+            "delete",
+            message_object(view, Uuid::nil(), *message),
+            json!({ "mode": "all_participants" }),
+        )),
+        _ => {}
+    }
+    Ok(packets)
+}
+
+fn channel_object(view: &View<'_>, id: Uuid) -> Value {
+    object(
+        "Channel",
+        crate::render::channel_uri(id),
+        view.channel_url(id),
+    )
+}
+
+fn membership_object(view: &View<'_>, channel: Uuid, user: &str) -> Value {
+    let user = crate::ids::encode_component(user);
+    object(
+        "Membership",
+        format!("{}/members/{user}", crate::render::channel_uri(channel)),
+        format!("{}/members/{user}", view.channel_url(channel)),
+    )
+}
+
+/// A metadata change as a Layer-Patch op (`None` for other kinds of change).
+fn metadata_op(op: &ConversationOp) -> Option<Value> {
+    match op {
+        ConversationOp::MetadataSet { key, value } => Some(
+            json!({ "operation": "set", "property": format!("metadata.{}", escape_segment(key)),
+                    "value": value }),
+        ),
+        ConversationOp::MetadataDeleted { key } => Some(
+            json!({ "operation": "delete", "property": format!("metadata.{}", escape_segment(key)) }),
+        ),
+        _ => None,
+    }
 }
 
 /// The conversation as the socket's user sees it now; `None` when they no longer do.
@@ -210,8 +443,16 @@ async fn render_one(
             conversation_object(&bare(), *conversation),
             json!({ "mode": mode, "from_position": from_position }),
         )),
-        // Rendered with its conversation refresh by `render`.
-        Event::MessageCreated { .. } => None,
+        // Rendered with its conversation refresh (or on their own) by `render`.
+        Event::MessageCreated { .. }
+        | Event::MessagePartsChanged { .. }
+        | Event::ChannelCreated { .. }
+        | Event::ChannelUpdated { .. }
+        | Event::ChannelDeleted { .. }
+        | Event::ChannelMemberAdded { .. }
+        | Event::ChannelMemberRemoved { .. }
+        | Event::ChannelMessageCreated { .. }
+        | Event::ChannelMessageDeleted { .. } => None,
         Event::MessageReceipt {
             message,
             user: reader,

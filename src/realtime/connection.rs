@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::hub::Close;
 use super::packet::{self, Outbound, PacketType};
 use crate::http::AppState;
+use crate::store::Timestamp;
 use crate::version::ApiVersion;
 
 /// Who opened the socket.
@@ -31,13 +32,18 @@ const CLOSE_WRITE_LIMIT: Duration = Duration::from_secs(1);
 pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
     let limits = state.settings.websocket.clone();
     let hub = state.realtime.hub.clone();
-    let (_registration, socket, mut ends) = hub.register(
+    let first = !hub.is_connected(opened.app_id, &opened.user_id);
+    let (registration, socket, mut ends) = hub.register(
         opened.app_id,
         &opened.user_id,
         opened.session_hash,
         opened.version,
         limits.outbound_queue,
     );
+    if first {
+        super::presence_changed(&state, opened.app_id, &opened.user_id).await;
+    }
+    let presence_state = state.clone();
     let (inbound, inbound_rx) = mpsc::channel(limits.inbound_queue);
     let (commands, commands_rx) = mpsc::channel(1);
     let delivery = tokio::spawn(super::delivery::run(
@@ -64,7 +70,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
             _ = ends.close.changed() => break *ends.close.borrow(),
             out = ends.queue.recv() => {
                 let Some(out) = out else { break None };
-                let frame = frame(out, counter, socket.version);
+                let frame = frame(out, counter, socket.version, socket.stamp());
                 counter += 1;
                 // A peer that does not read blocks this write; a close request must still win.
                 tokio::select! {
@@ -104,15 +110,20 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
         };
         let _ = timeout(CLOSE_WRITE_LIMIT, ws.send(Message::Close(Some(frame)))).await;
     }
+    drop(registration);
+    if !hub.is_connected(socket.app_id, &socket.user_id) {
+        super::presence_changed(&presence_state, socket.app_id, &socket.user_id).await;
+    }
 }
 
-/// Stamps the next counter and the time onto a queued packet.
-fn frame(out: Outbound, counter: u64, version: ApiVersion) -> String {
+/// Stamps the next counter and the time onto a queued packet: a change its own time, anything
+/// else `now`.
+fn frame(out: Outbound, counter: u64, version: ApiVersion, now: Timestamp) -> String {
     match out {
-        Outbound::Packet { kind, body } => packet::envelope(kind, counter, &body),
+        Outbound::Packet { kind, body } => packet::envelope_at(kind, counter, &body, now),
         Outbound::Stamped { kind, body, at } => packet::envelope_at(kind, counter, &body, at),
         Outbound::Delivery { kind, bodies } => {
-            packet::envelope(kind, counter, bodies.for_version(version))
+            packet::envelope_at(kind, counter, bodies.for_version(version), now)
         }
         Outbound::CounterRead { request_id } => {
             // The counter of the packet written before this one (-1: none yet).
@@ -122,7 +133,7 @@ fn frame(out: Outbound, counter: u64, version: ApiVersion) -> String {
                 "Counter.read",
                 Ok(json!({ "counter": previous })),
             );
-            packet::envelope(PacketType::Response, counter, &body)
+            packet::envelope_at(PacketType::Response, counter, &body, now)
         }
     }
 }

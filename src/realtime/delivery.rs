@@ -7,6 +7,7 @@
 //! notification delays a change but never loses it), and when asked to replay. Reads are bounded
 //! batches; queueing waits while the outbound queue is nearly full instead of overflowing it.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +104,10 @@ impl Delivery {
             };
             let full = batch.len() == BATCH as usize;
             for change in batch {
+                // Until it is queued, nothing else is stamped after it.
+                self.socket
+                    .undelivered_since
+                    .store(change.at.millis(), Ordering::Relaxed);
                 if let Some(event) = &change.event {
                     let rendered = super::changes::render(
                         &self.state,
@@ -133,6 +138,9 @@ impl Delivery {
                 self.cursor = self.cursor.max(after);
             }
             if !full {
+                self.socket
+                    .undelivered_since
+                    .store(i64::MAX, Ordering::Relaxed);
                 return Ok(());
             }
         }

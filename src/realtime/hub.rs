@@ -1,8 +1,9 @@
-//! The in-process registry of live sockets, keyed by app and user (several per user), and the
-//! ephemeral presence of the users connected to this node.
+//! The in-process registry of live sockets, keyed by app and user (several per user), and
+//! ephemeral presence: what users announced on this node, and what other nodes reported about
+//! theirs (`Notice::Presence`), merged into the presence followers see.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,24 @@ pub struct Socket {
     close: watch::Sender<Option<Close>>,
     /// Poked when the user's change log may have grown (the delivery task reads it).
     pub wake: Notify,
+    /// Set by `Presence.subscribe`: the socket hears presence changes of whom its user follows.
+    pub presence_subscribed: AtomicBool,
+    /// While the delivery task is behind its user's log: the time (ms) of the oldest change it
+    /// has not queued yet (`i64::MAX` when caught up). Packets stamped "now" are stamped no
+    /// later than this, so a client replaying from its last timestamp gets that change.
+    pub undelivered_since: AtomicI64,
+}
+
+impl Socket {
+    /// The timestamp for a packet written now that is not a change: now, or earlier while
+    /// changes wait to be queued (see `undelivered_since`).
+    pub fn stamp(&self) -> Timestamp {
+        let now = Timestamp::now();
+        match self.undelivered_since.load(Ordering::Relaxed) {
+            i64::MAX => now,
+            since => now.min(Timestamp::from_millis(since)),
+        }
+    }
 }
 
 impl Socket {
@@ -133,13 +152,29 @@ pub struct Presence {
     pub last_seen_at: Option<Timestamp>,
 }
 
+/// A user's presence as one node knows it: whether they have a socket there, and what they
+/// announced there (times in milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePresence {
+    pub connected: bool,
+    pub status: Option<String>,
+    pub last_seen_at: Option<i64>,
+    pub changed_at: i64,
+}
+
 /// Status values a client may set; `auto` restores the last one (or `available`).
 pub const STATUSES: [&str; 6] = ["auto", "available", "away", "busy", "offline", "invisible"];
 
 #[derive(Default)]
 pub struct Hub {
+    /// This node, as other nodes' notices name it.
+    pub node: Uuid,
     sockets: Mutex<HashMap<UserKey, Vec<Arc<Socket>>>>,
     presence: Mutex<HashMap<UserKey, PresenceState>>,
+    /// What other nodes reported, per user and node.
+    remote_presence: Mutex<HashMap<UserKey, HashMap<Uuid, NodePresence>>>,
+    /// The presence this node last pushed to the followers connected to it.
+    announced: Mutex<HashMap<UserKey, Presence>>,
     next_id: AtomicU64,
     live: watch::Sender<usize>,
 }
@@ -165,7 +200,10 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new() -> Arc<Self> {
-        Arc::new(Hub::default())
+        Arc::new(Hub {
+            node: Uuid::new_v4(),
+            ..Hub::default()
+        })
     }
 
     /// Adds a socket; it stays until the returned registration is dropped.
@@ -188,6 +226,8 @@ impl Hub {
             queue: queue_tx,
             close: close_tx,
             wake: Notify::new(),
+            presence_subscribed: AtomicBool::new(false),
+            undelivered_since: AtomicI64::new(i64::MAX),
         });
         lock(&self.sockets)
             .entry((app_id, user_id.to_owned()))
@@ -294,9 +334,24 @@ impl Hub {
         lock(&self.sockets).contains_key(&(app_id, user_id.to_owned()))
     }
 
-    /// Applies `Presence.update`'s status (one of `STATUSES`).
+    /// The status the user announced last, on any node.
+    fn latest_status(&self, app_id: Uuid, user_id: &str) -> Option<String> {
+        let mut nodes = vec![self.node_presence(app_id, user_id)];
+        if let Some(remote) = lock(&self.remote_presence).get(&(app_id, user_id.to_owned())) {
+            nodes.extend(remote.values().cloned());
+        }
+        nodes
+            .into_iter()
+            .filter_map(|n| Some((n.changed_at, n.status?)))
+            .max()
+            .map(|(_, status)| status)
+    }
+
+    /// Applies `Presence.update`'s status (one of `STATUSES`); `auto` restores the latest one
+    /// announced on any node (or `available`).
     pub fn set_status(&self, app_id: Uuid, user_id: &str, status: &str) {
         let now = Timestamp::now();
+        let latest = self.latest_status(app_id, user_id);
         let mut presence = lock(&self.presence);
         let state = presence
             .entry((app_id, user_id.to_owned()))
@@ -305,8 +360,8 @@ impl Hub {
                 last_seen_at: None,
                 changed_at: now,
             });
-        let status = match (status, &state.status) {
-            ("auto", Some(previous)) => previous.clone(),
+        let status = match (status, latest) {
+            ("auto", Some(previous)) => previous,
             ("auto", None) => "available".to_owned(),
             (status, _) => status.to_owned(),
         };
@@ -315,17 +370,43 @@ impl Hub {
         state.changed_at = now;
     }
 
-    /// A user's presence as `viewer` sees it: offline without a live socket or an announced
-    /// status; `invisible` only to the user themself.
-    pub fn presence(&self, app_id: Uuid, user_id: &str, viewer: &str) -> Presence {
+    /// What this node knows of the user's presence, for the other nodes.
+    pub fn node_presence(&self, app_id: Uuid, user_id: &str) -> NodePresence {
+        let connected = self.is_connected(app_id, user_id);
         let state = lock(&self.presence)
             .get(&(app_id, user_id.to_owned()))
             .cloned();
-        let last_seen_at = state.as_ref().and_then(|s| s.last_seen_at);
-        let status = match state.and_then(|s| s.status) {
-            Some(status) if self.is_connected(app_id, user_id) => status,
-            _ => "offline".to_owned(),
-        };
+        NodePresence {
+            connected,
+            status: state.as_ref().and_then(|s| s.status.clone()),
+            last_seen_at: state
+                .as_ref()
+                .and_then(|s| s.last_seen_at.map(Timestamp::millis)),
+            changed_at: state.map_or(0, |s| s.changed_at.millis()),
+        }
+    }
+
+    /// A user's presence as `viewer` sees it, over every node: offline unless some node has a
+    /// socket of theirs and a status they announced there; then the status they announced last
+    /// (on any node). Last seen: the latest any node saw. `invisible` only to the user
+    /// themself.
+    pub fn presence(&self, app_id: Uuid, user_id: &str, viewer: &str) -> Presence {
+        let mut nodes = vec![self.node_presence(app_id, user_id)];
+        if let Some(remote) = lock(&self.remote_presence).get(&(app_id, user_id.to_owned())) {
+            nodes.extend(remote.values().cloned());
+        }
+        let last_seen_at = nodes
+            .iter()
+            .filter_map(|n| n.last_seen_at)
+            .max()
+            .map(Timestamp::from_millis);
+        let online = nodes.iter().any(|n| n.connected && n.status.is_some());
+        let status = nodes
+            .into_iter()
+            .filter(|_| online)
+            .filter_map(|n| Some((n.changed_at, n.status?)))
+            .max()
+            .map_or_else(|| "offline".to_owned(), |(_, status)| status);
         let status = match status.as_str() {
             "invisible" if viewer == user_id => "invisible",
             "available" => "available",
@@ -339,14 +420,81 @@ impl Hub {
         }
     }
 
-    /// Users of the app whose presence changed at or after `since`.
+    /// Users of the app whose presence changed at or after `since` (on any node).
     pub fn presence_changed_since(&self, app_id: Uuid, since: Timestamp) -> Vec<String> {
-        lock(&self.presence)
+        let mut users: Vec<String> = lock(&self.presence)
             .iter()
             .filter(|((app, _), state)| *app == app_id && state.changed_at >= since)
             .map(|((_, user), _)| user.clone())
-            .collect()
+            .collect();
+        users.extend(
+            lock(&self.remote_presence)
+                .iter()
+                .filter(|((app, _), nodes)| {
+                    *app == app_id && nodes.values().any(|n| n.changed_at >= since.millis())
+                })
+                .map(|((_, user), _)| user.clone()),
+        );
+        users.sort();
+        users.dedup();
+        users
     }
+
+    /// A node reported a user's presence: record it (another node's) and, when the presence
+    /// followers see changed, push it to those connected here who subscribed (2.0+: an
+    /// Identity `update` of `presence.status` and `presence.last_seen_at`).
+    fn presence_reported(&self, report: &PresenceReport) {
+        let key = (report.app_id, report.user.clone());
+        if report.node != self.node {
+            lock(&self.remote_presence)
+                .entry(key.clone())
+                .or_default()
+                .insert(report.node, report.state.clone());
+        }
+        let now = self.presence(report.app_id, &report.user, "");
+        let never = Presence {
+            status: "offline",
+            last_seen_at: None,
+        };
+        let before = lock(&self.announced).insert(key, now.clone());
+        if before.unwrap_or(never) == now {
+            return;
+        }
+        let body = serde_json::json!({
+            "operation": "update",
+            "object": {
+                "type": "Identity",
+                "id": crate::ids::identity_uri(&report.user),
+                "url": report.identity_url,
+            },
+            "data": [
+                { "operation": "set", "property": "presence.status", "value": now.status },
+                { "operation": "set", "property": "presence.last_seen_at",
+                  "value": now.last_seen_at.map(Timestamp::to_iso) },
+            ],
+        });
+        for socket in self.sockets_of(report.app_id, &report.followers) {
+            if socket.version.has_identities() && socket.presence_subscribed.load(Ordering::Relaxed)
+            {
+                socket.push(Outbound::Packet {
+                    kind: PacketType::Change,
+                    body: body.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// What a node knows of one user's presence, and who follows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PresenceReport {
+    pub app_id: Uuid,
+    pub user: String,
+    /// The Identity's URL (rendered by the reporting node; clients do not read it).
+    pub identity_url: String,
+    pub node: Uuid,
+    pub state: NodePresence,
+    pub followers: Vec<String>,
 }
 
 /// What crosses from whoever causes an event to the sockets that must hear about it.
@@ -368,6 +516,8 @@ pub enum Notice {
     SessionEnded { session: String },
     /// All sessions of a user ended (or the user was suspended).
     UserLoggedOut { app_id: Uuid, user_id: String },
+    /// A node's knowledge of a user's presence changed (never stored).
+    Presence(PresenceReport),
 }
 
 /// The seam between events and sockets. `Local` hands notices straight to this node's Hub; a
@@ -392,6 +542,7 @@ impl Hub {
             Notice::Recheck { app_id } => self.wake_all(*app_id),
             Notice::SessionEnded { session } => self.close_session(session),
             Notice::UserLoggedOut { app_id, user_id } => self.close_user(*app_id, user_id),
+            Notice::Presence(report) => self.presence_reported(report),
         }
     }
 }
@@ -403,5 +554,103 @@ pub struct Local(pub Arc<Hub>);
 impl Fanout for Local {
     async fn publish(&self, notice: Notice) {
         self.0.apply(&notice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(app_id: Uuid, node: Uuid, state: NodePresence) -> Notice {
+        Notice::Presence(PresenceReport {
+            app_id,
+            user: "bob".into(),
+            identity_url: "http://x/identities/bob".into(),
+            node,
+            state,
+            followers: vec!["alice".into()],
+        })
+    }
+
+    fn node(
+        connected: bool,
+        status: Option<&str>,
+        seen: Option<i64>,
+        changed: i64,
+    ) -> NodePresence {
+        NodePresence {
+            connected,
+            status: status.map(str::to_owned),
+            last_seen_at: seen,
+            changed_at: changed,
+        }
+    }
+
+    #[test]
+    fn presence_merges_what_every_node_reported() {
+        let hub = Hub::new();
+        let app = Uuid::new_v4();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let seen = |p: Presence| (p.status, p.last_seen_at.map(Timestamp::millis));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("offline", None));
+
+        // Connected on node A without a status: still offline.
+        hub.apply(&report(app, a, node(true, None, None, 10)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("offline", None));
+        // A status on node B (connected there): online, the latest status wins.
+        hub.apply(&report(app, b, node(true, Some("busy"), Some(20), 20)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("busy", Some(20)));
+        hub.apply(&report(app, a, node(true, Some("away"), Some(30), 30)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("away", Some(30)));
+        // Node A's socket goes: online through node B, still the latest status announced.
+        hub.apply(&report(app, a, node(false, Some("away"), Some(40), 40)));
+        assert_eq!(seen(hub.presence(app, "bob", "alice")), ("away", Some(40)));
+        // Node B's too: offline, last seen the latest.
+        hub.apply(&report(app, b, node(false, Some("busy"), Some(35), 35)));
+        assert_eq!(
+            seen(hub.presence(app, "bob", "alice")),
+            ("offline", Some(40))
+        );
+        // Invisible is offline to others; the user themself sees it.
+        hub.apply(&report(app, b, node(true, Some("invisible"), Some(50), 50)));
+        assert_eq!(
+            seen(hub.presence(app, "bob", "alice")),
+            ("offline", Some(50))
+        );
+        assert_eq!(hub.presence(app, "bob", "bob").status, "invisible");
+        // Reports of another app are another user.
+        assert_eq!(
+            hub.presence(Uuid::new_v4(), "bob", "alice").status,
+            "offline"
+        );
+        assert_eq!(
+            hub.presence_changed_since(app, Timestamp::from_millis(45)),
+            vec!["bob".to_owned()]
+        );
+        assert!(hub
+            .presence_changed_since(app, Timestamp::from_millis(51))
+            .is_empty());
+    }
+
+    #[test]
+    fn auto_restores_the_status_announced_last_on_any_node() {
+        let hub = Hub::new();
+        let app = Uuid::new_v4();
+        hub.set_status(app, "bob", "auto");
+        assert_eq!(
+            hub.node_presence(app, "bob").status.as_deref(),
+            Some("available")
+        );
+        let later = Timestamp::now().millis() + 1000;
+        hub.apply(&report(
+            app,
+            Uuid::new_v4(),
+            node(true, Some("busy"), Some(later), later),
+        ));
+        hub.set_status(app, "bob", "auto");
+        assert_eq!(
+            hub.node_presence(app, "bob").status.as_deref(),
+            Some("busy")
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The WebSocket API (`/websocket`, client-api.md §4, client-wire-protocol.md §4): the upgrade,
-//! one task per socket, the request/response protocol and typing-indicator relay.
+//! one task per socket, the request/response protocol and typing-indicator relay (with
+//! server-side expiry: `paused`, then `finished`, when a typist's updates stop or their socket
+//! closes; run by the node holding the typist's socket).
 //!
 //! Layout: `packet` (envelope and client packets), `connection` (the socket task: the single
 //! writer that stamps counters, keepalive, bounded queues, close frames), `requests` (one
@@ -87,6 +89,41 @@ impl Realtime {
             })
             .await;
     }
+}
+
+/// Tells every node (and through them the user's followers) what this node now knows of the
+/// user's presence: after their first socket here opened, their last one here closed, or they
+/// announced a status. Ephemeral: nothing is stored.
+pub(crate) async fn presence_changed(state: &AppState, app_id: uuid::Uuid, user_id: &str) {
+    let followers = match state.store.followers(app_id, user_id).await {
+        Ok(followers) => followers,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading followers for presence failed");
+            Vec::new()
+        }
+    };
+    let hub = &state.realtime.hub;
+    let view = crate::render::View::new(
+        ApiVersion::V3_0,
+        &state.urls,
+        app_id,
+        crate::render::Perspective::Client {
+            user_id: user_id.to_owned(),
+        },
+    );
+    let report = hub::PresenceReport {
+        app_id,
+        user: user_id.to_owned(),
+        identity_url: view.identity_url(user_id),
+        node: hub.node,
+        state: hub.node_presence(app_id, user_id),
+        followers,
+    };
+    state
+        .realtime
+        .fanout
+        .publish(Notice::Presence(report))
+        .await;
 }
 
 /// `/websocket` and `/websocket/` (the SDKs append the slash, client-wire-protocol.md §0.3).

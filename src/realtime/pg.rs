@@ -43,7 +43,7 @@ impl PgFanout {
         url: String,
         hub: Arc<Hub>,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let node = Uuid::new_v4();
+        let node = hub.node;
         let listener = tokio::spawn(listen(url, node, hub.clone()));
         (Arc::new(PgFanout { node, hub, pool }), listener)
     }
@@ -114,6 +114,18 @@ fn payloads(node: Uuid, notice: Notice) -> Vec<String> {
                 users: users.to_vec(),
                 kind,
                 bodies: bodies.clone(),
+            };
+            let mut out = payloads(node, half(a));
+            out.extend(payloads(node, half(b)));
+            out
+        }
+        Notice::Presence(report) if report.followers.len() > 1 => {
+            let (a, b) = report.followers.split_at(report.followers.len() / 2);
+            let half = |followers: &[String]| {
+                Notice::Presence(super::hub::PresenceReport {
+                    followers: followers.to_vec(),
+                    ..report.clone()
+                })
             };
             let mut out = payloads(node, half(a));
             out.extend(payloads(node, half(b)));

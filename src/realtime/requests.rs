@@ -26,6 +26,124 @@ const MEMBERSHIP_TTL: Duration = Duration::from_secs(5);
 const MEMBERSHIP_CACHE: usize = 256;
 /// Identities one `Presence.sync {ids}` may ask about.
 const MAX_PRESENCE_IDS: usize = 500;
+/// Conversations whose typing indicators one socket expires (beyond: relayed, not expired).
+const MAX_TYPING: usize = 256;
+
+/// What the other participants were last told about this socket's user typing in one
+/// conversation, for server-side expiry.
+struct Typing {
+    /// `started` or `paused`.
+    action: &'static str,
+    /// When the typist last signalled.
+    heard: Instant,
+    others: Vec<String>,
+    object: Value,
+    /// The typist as signals name them (1.x, 2.0+).
+    sender: (Value, Value),
+}
+
+/// The typing indicators of one socket's user that are still running. When updates stop,
+/// `started` turns `paused`, then `finished`; when the socket goes (this is dropped), every
+/// one still running is `finished`.
+struct Typists {
+    app_id: Uuid,
+    fanout: Arc<dyn super::hub::Fanout>,
+    paused_after: Duration,
+    finished_after: Duration,
+    running: HashMap<Uuid, Typing>,
+}
+
+fn typing_notice(app_id: Uuid, typing: &Typing, action: &str) -> Notice {
+    let body = |who: (&str, &Value)| {
+        json!({
+            "type": "typing_indicator",
+            "object": typing.object,
+            "data": { "action": action, who.0: who.1 },
+        })
+    };
+    Notice::Deliver {
+        app_id,
+        users: typing.others.clone(),
+        kind: PacketType::Signal,
+        bodies: Bodies {
+            legacy: body(("user_id", &typing.sender.0)),
+            current: body(("sender", &typing.sender.1)),
+        },
+    }
+}
+
+impl Typists {
+    fn deadline(&self, typing: &Typing) -> Instant {
+        let after = if typing.action == "started" {
+            self.paused_after
+        } else {
+            self.finished_after
+        };
+        typing.heard + after
+    }
+
+    /// When the next indicator expires.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.running.values().map(|t| self.deadline(t)).min()
+    }
+
+    /// Remembers what the others were just told.
+    fn heard(&mut self, conversation: Uuid, typing: Typing) {
+        if typing.action == "finished" {
+            self.running.remove(&conversation);
+        } else if self.running.len() < MAX_TYPING || self.running.contains_key(&conversation) {
+            self.running.insert(conversation, typing);
+        }
+    }
+
+    /// Moves every expired indicator on: `started` → `paused`, `paused` → `finished`.
+    async fn expire(&mut self, now: Instant) {
+        let expired: Vec<Uuid> = self
+            .running
+            .iter()
+            .filter(|(_, t)| self.deadline(t) <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for conversation in expired {
+            let Some(typing) = self.running.get_mut(&conversation) else {
+                continue;
+            };
+            let next = if typing.action == "started" {
+                typing.action = "paused";
+                "paused"
+            } else {
+                "finished"
+            };
+            let notice = typing_notice(self.app_id, typing, next);
+            if next == "finished" {
+                self.running.remove(&conversation);
+            }
+            self.fanout.publish(notice).await;
+        }
+    }
+}
+
+impl Drop for Typists {
+    fn drop(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        let notices: Vec<Notice> = self
+            .running
+            .values()
+            .map(|t| typing_notice(self.app_id, t, "finished"))
+            .collect();
+        let fanout = self.fanout.clone();
+        // Dropped with its socket's task, possibly while the runtime shuts down.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for notice in notices {
+                    fanout.publish(notice).await;
+                }
+            });
+        }
+    }
+}
 
 struct Worker {
     state: AppState,
@@ -37,6 +155,7 @@ struct Worker {
     sender: Option<(Value, Value)>,
     /// The socket's delivery task (replays go through it).
     delivery: mpsc::Sender<Command>,
+    typing: Typists,
 }
 
 pub async fn serve(
@@ -51,6 +170,14 @@ pub async fn serve(
             user_id: socket.user_id.clone(),
         },
     };
+    let limits = &state.settings.websocket;
+    let typing = Typists {
+        app_id: socket.app_id,
+        fanout: state.realtime.fanout.clone(),
+        paused_after: Duration::from_millis(limits.typing_paused_after_ms),
+        finished_after: Duration::from_millis(limits.typing_finished_after_ms),
+        running: HashMap::new(),
+    };
     let mut worker = Worker {
         state,
         socket,
@@ -58,8 +185,18 @@ pub async fn serve(
         memberships: HashMap::new(),
         sender: None,
         delivery,
+        typing,
     };
-    while let Some(packet) = inbound.recv().await {
+    loop {
+        let deadline = worker.typing.next_deadline();
+        let packet = tokio::select! {
+            packet = inbound.recv() => packet,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                worker.typing.expire(Instant::now()).await;
+                continue;
+            }
+        };
+        let Some(packet) = packet else { break };
         match packet {
             Inbound::Request(request) => worker.answer(request).await,
             Inbound::Invalid { request, error } => {
@@ -115,8 +252,13 @@ impl Worker {
                 )
                 .await
             }
-            "Presence.subscribe" => Ok(json!({})),
-            "Presence.update" => self.update_presence(&request.data),
+            "Presence.subscribe" => {
+                self.socket
+                    .presence_subscribed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(json!({}))
+            }
+            "Presence.update" => self.update_presence(&request.data).await,
             "Presence.sync" => self.sync_presence(&request.data).await,
             "Event.replay" => self.replay(&request.data).await,
             other => Err(ApiError::new(
@@ -167,7 +309,8 @@ impl Worker {
     }
 
     /// `Event.replay {from_timestamp}`: the delivery task queues every change of this user at
-    /// or after that time (inclusive, original timestamps, in order) before this response.
+    /// or after that time, less `replay_margin_ms` (inclusive, original timestamps, in order),
+    /// before this response.
     async fn replay(&self, data: &Value) -> ApiResult<Value> {
         let from = data
             .get("from_timestamp")
@@ -187,8 +330,13 @@ impl Worker {
                 ),
             ));
         }
+        // Changes stamped before `from` may have committed after the client's last packet.
+        let margin = Duration::from_millis(self.state.settings.websocket.replay_margin_ms);
         let (done, result) = oneshot::channel();
-        let command = Command::Replay { from, done };
+        let command = Command::Replay {
+            from: from.minus(margin),
+            done,
+        };
         if self.delivery.send(command).await.is_err() {
             return Err(ApiError::service_unavailable("The socket is closing."));
         }
@@ -198,8 +346,9 @@ impl Worker {
         Ok(Value::Null)
     }
 
-    /// `Presence.update`: a Layer Patch setting `status`.
-    fn update_presence(&self, data: &Value) -> ApiResult<Value> {
+    /// `Presence.update`: a Layer Patch setting `status`; announced to every node (and so to
+    /// the user's subscribed followers).
+    async fn update_presence(&self, data: &Value) -> ApiResult<Value> {
         let operations = data
             .as_array()
             .filter(|ops| !ops.is_empty())
@@ -233,6 +382,7 @@ impl Worker {
                 .realtime
                 .hub
                 .set_status(self.socket.app_id, self.user(), status);
+            super::presence_changed(&self.state, self.socket.app_id, self.user()).await;
         }
         Ok(json!({}))
     }
@@ -299,8 +449,8 @@ impl Worker {
         Ok(json!({ "changes": changes }))
     }
 
-    /// Relays a typing indicator to the other participants' sockets; never stored. Only
-    /// participants may signal.
+    /// Relays a typing indicator to the other participants' sockets (never stored) and keeps
+    /// it running for expiry (`Typists`). Only participants may signal.
     async fn signal(&mut self, body: Value) -> ApiResult<()> {
         if body.get("type").and_then(Value::as_str) != Some("typing_indicator") {
             return Err(ApiError::invalid_request("Unknown signal type."));
@@ -320,29 +470,28 @@ impl Worker {
             .into_iter()
             .filter(|p| p != self.user())
             .collect();
-        let (legacy_sender, sender) = self.sender().await?;
+        let sender = self.sender().await?;
         let view = crate::api::bare_view(&self.state, &self.actor, self.socket.version);
         let object = json!({
             "type": "Conversation",
             "id": crate::render::conversation_uri(conversation_id),
             "url": view.conversation_url(conversation_id),
         });
-        let body = |who: (&str, Value)| {
-            json!({
-                "type": "typing_indicator",
-                "object": object,
-                "data": { "action": action, who.0: who.1 },
-            })
+        let action = match action {
+            "started" => "started",
+            "paused" => "paused",
+            _ => "finished",
         };
-        let notice = Notice::Deliver {
-            app_id: self.socket.app_id,
-            users: others,
-            kind: PacketType::Signal,
-            bodies: Bodies {
-                legacy: body(("user_id", legacy_sender)),
-                current: body(("sender", sender)),
-            },
+        let typing = Typing {
+            action,
+            heard: Instant::now(),
+            others,
+            object,
+            sender,
         };
+        let notice = typing_notice(self.socket.app_id, &typing, action);
+        // Tracked first: if the socket goes while this is published, it is still finished.
+        self.typing.heard(conversation_id, typing);
         self.state.realtime.fanout.publish(notice).await;
         Ok(())
     }

@@ -51,6 +51,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<Uuid>,
     },
+    /// Parts of a message were added, changed or removed (3.0 part endpoints). Rendered for
+    /// 3.0 sockets only: API 2.0 messages are immutable to their clients.
+    MessagePartsChanged {
+        message: Uuid,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        added: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        updated: Vec<Uuid>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<Uuid>,
+    },
     AnnouncementCreated {
         announcement: Uuid,
     },
@@ -80,6 +91,39 @@ pub enum Event {
     /// The receiving user no longer follows `user` (Identity delete, 2.0+).
     IdentityUnfollowed {
         user: String,
+    },
+    /// A channel was created with the receiving user as a member (Channel create, 2.0+).
+    ChannelCreated {
+        channel: Uuid,
+    },
+    /// A channel's metadata changed (Channel update; only the metadata variants of
+    /// `ConversationOp` occur).
+    ChannelUpdated {
+        channel: Uuid,
+        ops: Vec<ConversationOp>,
+    },
+    /// A channel was deleted for everyone (Channel delete).
+    ChannelDeleted {
+        channel: Uuid,
+    },
+    /// `user` joined or was added (Membership create; for `user`, Channel create first).
+    ChannelMemberAdded {
+        channel: Uuid,
+        user: String,
+    },
+    /// `user` left or was removed (Membership delete; for `user`, Channel delete first).
+    ChannelMemberRemoved {
+        channel: Uuid,
+        user: String,
+    },
+    /// A message was sent to a channel (Message create carrying `channel`).
+    ChannelMessageCreated {
+        message: Uuid,
+    },
+    /// A channel message was deleted (Message delete).
+    ChannelMessageDeleted {
+        message: Uuid,
+        channel: Uuid,
     },
     /// The operation packet `Conversation.mark_all_read`.
     MarkAllRead {
@@ -186,6 +230,8 @@ pub trait ChangeLogStore: Send + Sync {
     /// The sequence number just before the user's first change at or after `at` (the head when
     /// there is none).
     async fn seq_before(&self, app_id: Uuid, user_id: &str, at: Timestamp) -> StoreResult<i64>;
+    /// Who follows the user (the audience of their presence).
+    async fn followers(&self, app_id: Uuid, user_id: &str) -> StoreResult<Vec<String>>;
     /// Deletes changes older than `before`.
     async fn prune_changes(&self, before: Timestamp) -> StoreResult<u64>;
 }

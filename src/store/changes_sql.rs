@@ -219,6 +219,22 @@ macro_rules! impl_change_log {
                 }
             }
 
+            async fn followers(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "select follower_user_id from follows
+                     where app_id = $1 and followed_user_id = $2 and following
+                       and follower_user_id <> $2",
+                )
+                .bind(app_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn prune_changes(
                 &self,
                 before: $crate::store::Timestamp,

@@ -94,6 +94,21 @@ macro_rules! impl_channel_store {
                 Ok(locked == 1)
             }
 
+            /// The channel's members: who hears about its changes.
+            async fn members_of(
+                conn: &mut ChannelConn,
+                app_id: uuid::Uuid,
+                channel_id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "select user_id from channel_members where app_id = $1 and channel_id = $2",
+                )
+                .bind(app_id)
+                .bind(channel_id)
+                .fetch_all(&mut *conn)
+                .await?)
+            }
+
             async fn load_channel_message(
                 conn: &mut ChannelConn,
                 app_id: uuid::Uuid,
@@ -166,7 +181,8 @@ macro_rules! impl_channel_store {
                     let created = Self::load_channel(&mut tx, new.app_id, new.id)
                         .await?
                         .ok_or_else(|| $crate::store::StoreError::Conflict("channels".into()))?;
-                    tx.commit().await?;
+                    let event = $crate::store::Event::ChannelCreated { channel: new.id };
+                    self.commit_for(tx, new.app_id, &new.members, &event, new.created_at).await?;
                     return Ok(CreateChannel::Created(created));
                 }
                 Err($crate::store::StoreError::Conflict("channels".into()))
@@ -310,20 +326,44 @@ macro_rules! impl_channel_store {
                 metadata: &serde_json::Map<String, serde_json::Value>,
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
                 use $crate::store::Updated;
-                let updated = sqlx::query(
-                    "update channels set revision = revision + 1, metadata = $4
+                let mut tx = self.pool.begin().await?;
+                // The write lock first (a read first could not be upgraded on SQLite under
+                // concurrent writers); then what the new metadata replaces.
+                let bumped = sqlx::query(
+                    "update channels set revision = revision + 1
                      where app_id = $1 and id = $2 and revision = $3 and deleted_at is null",
                 )
                 .bind(app_id)
                 .bind(id)
                 .bind(revision)
-                .bind(sqlx::types::Json(metadata))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if updated == 1 {
+                if bumped == 1 {
+                    let previous: sqlx::types::Json<serde_json::Map<String, serde_json::Value>> =
+                        sqlx::query_scalar("select metadata from channels where app_id = $1 and id = $2")
+                            .bind(app_id)
+                            .bind(id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    sqlx::query("update channels set metadata = $3 where app_id = $1 and id = $2")
+                        .bind(app_id)
+                        .bind(id)
+                        .bind(sqlx::types::Json(metadata))
+                        .execute(&mut *tx)
+                        .await?;
+                    let ops = $crate::store::messaging_sql::metadata_ops(&previous.0, metadata);
+                    if ops.is_empty() {
+                        tx.commit().await?;
+                    } else {
+                        let members = Self::members_of(&mut tx, app_id, id).await?;
+                        let event = $crate::store::Event::ChannelUpdated { channel: id, ops };
+                        self.commit_for(tx, app_id, &members, &event, $crate::store::Timestamp::now())
+                            .await?;
+                    }
                     return Ok(Updated::Done);
                 }
+                drop(tx);
                 let mut conn = self.pool.acquire().await?;
                 Ok(match Self::load_channel(&mut conn, app_id, id).await? {
                     Some(channel) if channel.deleted_at.is_none() => Updated::Stale,
@@ -355,6 +395,7 @@ macro_rules! impl_channel_store {
                         None => Deleted::NotFound,
                     });
                 }
+                let members = Self::members_of(&mut tx, app_id, id).await?;
                 for table in ["channel_messages", "channel_members"] {
                     sqlx::query(&format!("delete from {table} where app_id = $1 and channel_id = $2"))
                         .bind(app_id)
@@ -362,7 +403,8 @@ macro_rules! impl_channel_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                tx.commit().await?;
+                let event = $crate::store::Event::ChannelDeleted { channel: id };
+                self.commit_for(tx, app_id, &members, &event, at).await?;
                 Ok(Deleted::Done)
             }
 
@@ -404,7 +446,12 @@ macro_rules! impl_channel_store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
+                let members = Self::members_of(&mut tx, app_id, channel_id).await?;
+                let event = $crate::store::Event::ChannelMemberAdded {
+                    channel: channel_id,
+                    user: user_id.to_owned(),
+                };
+                self.commit_for(tx, app_id, &members, &event, at).await?;
                 Ok(Joined::Added)
             }
 
@@ -428,8 +475,19 @@ macro_rules! impl_channel_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                tx.commit().await?;
-                Ok(if removed == 1 { Left::Removed } else { Left::NotMember })
+                if removed != 1 {
+                    return Ok(Left::NotMember);
+                }
+                // The remaining members, and the one who left.
+                let mut audience = Self::members_of(&mut tx, app_id, channel_id).await?;
+                audience.push(user_id.to_owned());
+                let event = $crate::store::Event::ChannelMemberRemoved {
+                    channel: channel_id,
+                    user: user_id.to_owned(),
+                };
+                self.commit_for(tx, app_id, &audience, &event, $crate::store::Timestamp::now())
+                    .await?;
+                Ok(Left::Removed)
             }
 
             async fn send_channel_message(
@@ -486,7 +544,9 @@ macro_rules! impl_channel_store {
                         .ok_or_else(|| $crate::store::StoreError::Conflict("channel_messages".into()));
                 }
                 Self::reference_contents(&mut tx, new.app_id, new.id, &new.parts, new.sent_at).await?;
-                tx.commit().await?;
+                let members = Self::members_of(&mut tx, new.app_id, new.channel_id).await?;
+                let event = $crate::store::Event::ChannelMessageCreated { message: new.id };
+                self.commit_for(tx, new.app_id, &members, &event, new.sent_at).await?;
                 Ok(SendChannelMessage::Sent($crate::store::ChannelMessage {
                     app_id: new.app_id,
                     id: new.id,
@@ -557,13 +617,22 @@ macro_rules! impl_channel_store {
                 app_id: uuid::Uuid,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
-                let deleted = sqlx::query("delete from channel_messages where app_id = $1 and id = $2")
-                    .bind(app_id)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(deleted == 1)
+                let mut tx = self.pool.begin().await?;
+                let channel: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "delete from channel_messages where app_id = $1 and id = $2 returning channel_id",
+                )
+                .bind(app_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(channel) = channel else {
+                    return Ok(false);
+                };
+                let members = Self::members_of(&mut tx, app_id, channel).await?;
+                let event = $crate::store::Event::ChannelMessageDeleted { message: id, channel };
+                self.commit_for(tx, app_id, &members, &event, $crate::store::Timestamp::now())
+                    .await?;
+                Ok(true)
             }
         }
     };

@@ -329,21 +329,38 @@ macro_rules! impl_messaging_store {
                 Ok(())
             }
 
-            /// Stamps the message's `updated_at` (taking the write lock); false when it is gone.
+            /// Stamps the message's `updated_at` (taking the write lock); its conversation, `None`
+            /// when it is gone.
             async fn touch_message(
                 conn: &mut Conn,
                 app_id: uuid::Uuid,
                 message_id: uuid::Uuid,
                 at: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<bool> {
-                let touched = sqlx::query("update messages set updated_at = $3 where app_id = $1 and id = $2")
-                    .bind(app_id)
-                    .bind(message_id)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                Ok(touched == 1)
+            ) -> $crate::store::StoreResult<Option<uuid::Uuid>> {
+                Ok(sqlx::query_scalar(
+                    "update messages set updated_at = $3 where app_id = $1 and id = $2
+                     returning conversation_id",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .bind(at)
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
+            /// Records a part change of a message for its conversation's participants (those
+            /// who no longer see the message are skipped at delivery), in the caller's
+            /// transaction; commits and names them to the feed.
+            async fn commit_parts_changed(
+                &self,
+                mut tx: sqlx::Transaction<'static, $db>,
+                app_id: uuid::Uuid,
+                conversation: uuid::Uuid,
+                event: $crate::store::Event,
+                at: $crate::store::Timestamp,
+            ) -> $crate::store::StoreResult<()> {
+                let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
+                self.commit_for(tx, app_id, &participants, &event, at).await
             }
 
             async fn load_user_conversation(
@@ -1253,9 +1270,9 @@ macro_rules! impl_messaging_store {
                 let mut tx = self.pool.begin().await?;
                 // (commits only with the part; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
-                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
-                }
+                };
                 let taken: Option<uuid::Uuid> = sqlx::query_scalar(
                     "select id from message_parts where app_id = $1 and message_id = $2 and id = $3",
                 )
@@ -1276,7 +1293,13 @@ macro_rules! impl_messaging_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 Self::insert_parts(&mut tx, app_id, message_id, next, std::slice::from_ref(part)).await?;
-                tx.commit().await?;
+                let event = $crate::store::Event::MessagePartsChanged {
+                    message: message_id,
+                    added: vec![part.id],
+                    updated: Vec::new(),
+                    removed: Vec::new(),
+                };
+                self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
                 Ok(PartChange::Done)
             }
 
@@ -1291,9 +1314,9 @@ macro_rules! impl_messaging_store {
                 let mut tx = self.pool.begin().await?;
                 // (commits only with the update; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
-                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
-                }
+                };
                 let updated = sqlx::query(
                     "update message_parts set mime_type = $4, body = $5, encoding = $6, content = $7, updated_at = $8
                      where app_id = $1 and message_id = $2 and id = $3",
@@ -1312,7 +1335,13 @@ macro_rules! impl_messaging_store {
                 if updated == 0 {
                     return Ok(PartChange::PartNotFound);
                 }
-                tx.commit().await?;
+                let event = $crate::store::Event::MessagePartsChanged {
+                    message: message_id,
+                    added: Vec::new(),
+                    updated: vec![part.id],
+                    removed: Vec::new(),
+                };
+                self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
                 Ok(PartChange::Done)
             }
 
@@ -1327,16 +1356,24 @@ macro_rules! impl_messaging_store {
                 let mut tx = self.pool.begin().await?;
                 // (commits only with the new parts; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, parts, at).await?;
-                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
-                }
-                sqlx::query("delete from message_parts where app_id = $1 and message_id = $2")
-                    .bind(app_id)
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await?;
+                };
+                let removed: Vec<uuid::Uuid> = sqlx::query_scalar(
+                    "delete from message_parts where app_id = $1 and message_id = $2 returning id",
+                )
+                .bind(app_id)
+                .bind(message_id)
+                .fetch_all(&mut *tx)
+                .await?;
                 Self::insert_parts(&mut tx, app_id, message_id, 0, parts).await?;
-                tx.commit().await?;
+                let event = $crate::store::Event::MessagePartsChanged {
+                    message: message_id,
+                    added: parts.iter().map(|p| p.id).collect(),
+                    updated: Vec::new(),
+                    removed,
+                };
+                self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
                 Ok(PartChange::Done)
             }
 
@@ -1349,9 +1386,9 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
                 let mut tx = self.pool.begin().await?;
-                if !Self::touch_message(&mut tx, app_id, message_id, at).await? {
+                let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
-                }
+                };
                 let deleted = sqlx::query(
                     "delete from message_parts where app_id = $1 and message_id = $2 and id = $3",
                 )
@@ -1364,7 +1401,13 @@ macro_rules! impl_messaging_store {
                 if deleted == 0 {
                     return Ok(PartChange::PartNotFound);
                 }
-                tx.commit().await?;
+                let event = $crate::store::Event::MessagePartsChanged {
+                    message: message_id,
+                    added: Vec::new(),
+                    updated: Vec::new(),
+                    removed: vec![part_id],
+                };
+                self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
                 Ok(PartChange::Done)
             }
 

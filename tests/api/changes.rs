@@ -369,7 +369,8 @@ async fn deletes_by_mode_reach_exactly_the_users_concerned() {
 
 #[tokio::test]
 async fn replay_resends_what_a_closed_socket_missed_with_original_timestamps() {
-    let server = TestServer::start().await;
+    // Exactly from the timestamp asked for (the margin is tested below).
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", "0")]).await;
     let conversation = server.conversation_of(&["alice", "bob"]).await;
     let alice = server.session_for("alice").await;
     let bob = server.session_for("bob").await;
@@ -673,5 +674,482 @@ async fn identity_changes_reach_the_user_and_their_followers() {
     }
     for ws in [&mut alice_ws, &mut alice_v1, &mut bob_ws, &mut carol_ws] {
         ws.nothing_pending().await;
+    }
+}
+
+/// The ops of an update packet as (operation, property) pairs.
+fn op_names(packet: &Value) -> Vec<(String, String)> {
+    packet["body"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["operation"].as_str().unwrap().to_owned(),
+                op["property"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(o, p)| (o.to_string(), p.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let message = send_as(&server, &alice, &conversation, "one").await;
+    let m = message.trim_start_matches("layer:///messages/").to_owned();
+    let first_part = format!("{message}/parts/");
+    let mut bob3 = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let mut bob2 = open(&server, &server.session_for("bob").await, "layer-2.0").await;
+    let mut alice3 = open(&server, &alice, "layer-3.0").await;
+
+    // The sender adds a part: a Message update adding it (with the part as value).
+    let part_id = Uuid::new_v4();
+    let response = as_user(
+        &server,
+        &alice,
+        Method::POST,
+        &format!("/messages/{m}/parts"),
+    )
+    .json(&json!({"id": format!("{message}/parts/{part_id}"),
+                      "mime_type": "text/plain", "body": "two"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let added = json(response).await;
+    let part_uri = format!("{message}/parts/{part_id}");
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], message.as_str());
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("add", "parts"), ("set", "updated_at")])
+        );
+        let op = &packet["body"]["data"][0];
+        assert_eq!(op["id"], part_uri.as_str());
+        assert_eq!(op["value"], added);
+        assert!(packet["body"]["data"][1]["value"].is_string());
+    }
+
+    // The app changes the part's body (Platform API): a MessagePart update.
+    let response = server
+        .platform(
+            Method::PUT,
+            &format!("/conversations/{conversation}/messages/{m}/parts/{part_id}"),
+        )
+        .json(&json!({"mime_type": "text/markdown", "body": "TWO"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(op_names(&packet), pairs(&[("set", "updated_at")]));
+        let packet = ws.change("update", "MessagePart").await;
+        assert_eq!(packet["body"]["object"]["id"], part_uri.as_str());
+        assert_eq!(
+            packet["body"]["object"]["url"],
+            format!("{}/messages/{m}/parts/{part_id}", server.base)
+        );
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("set", "mime_type"), ("set", "body"), ("set", "updated_at")])
+        );
+        assert_eq!(packet["body"]["data"][0]["value"], "text/markdown");
+        assert_eq!(packet["body"]["data"][1]["value"], "TWO");
+    }
+
+    // Deleting a part removes it by id.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/messages/{m}/parts/{part_id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut bob3, &mut alice3] {
+        let packet = ws.change("update", "Message").await;
+        assert_eq!(
+            op_names(&packet),
+            pairs(&[("remove", "parts"), ("set", "updated_at")])
+        );
+        assert_eq!(packet["body"]["data"][0]["id"], part_uri.as_str());
+    }
+
+    // Replacing all parts: every old part removed, every new one added.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::PUT,
+        &format!("/messages/{m}/parts"),
+    )
+    .json(&json!([{"mime_type": "text/plain", "body": "three"},
+                      {"mime_type": "text/plain", "body": "four"}]))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let parts = json(response).await;
+    let packet = bob3.change("update", "Message").await;
+    assert_eq!(
+        op_names(&packet),
+        pairs(&[
+            ("remove", "parts"),
+            ("add", "parts"),
+            ("add", "parts"),
+            ("set", "updated_at")
+        ])
+    );
+    let ops = packet["body"]["data"].as_array().unwrap();
+    assert!(ops[0]["id"].as_str().unwrap().starts_with(&first_part));
+    assert_eq!(ops[1]["value"], parts[0]);
+    assert_eq!(ops[2]["value"], parts[1]);
+    alice3.change("update", "Message").await;
+
+    // API 2.0 messages are immutable to their clients: nothing for bob's 2.0 socket.
+    for ws in [&mut bob2, &mut bob3, &mut alice3] {
+        ws.nothing_pending().await;
+    }
+
+    // A replay on a new socket renders the recorded changes as they are now: the part added
+    // first is gone, so its add and its MessagePart update are skipped.
+    let before = Timestamp::now().minus(Duration::from_secs(60)).to_iso();
+    let mut later = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    later
+        .ok("Event.replay", None, json!({ "from_timestamp": before }))
+        .await;
+    let mut kinds = Vec::new();
+    while let Some(packet) = later.stash.pop_front() {
+        kinds.push(format!(
+            "{} {}",
+            packet["body"]["operation"].as_str().unwrap(),
+            packet["body"]["object"]["type"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "create Conversation",
+            "create Message",
+            "update Conversation",
+            // The part added, then updated, then deleted: only the message's updated_at for
+            // the update, then the removal; then the replacement.
+            "update Message",
+            "update Message",
+            "update Message"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn channel_changes_reach_the_members() {
+    let server = TestServer::start().await;
+    let alice = server.session_for("alice").await;
+    let carol = server.session_for("carol").await;
+    let mut alice_ws = open(&server, &alice, "layer-2.0").await;
+    let mut bob_ws = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    let mut bob_v1 = open(&server, &server.session_for("bob").await, "layer-1.0").await;
+    let mut carol_ws = open(&server, &carol, "layer-2.0").await;
+    let uuid = Uuid::new_v4();
+    let channel = format!("layer:///channels/{uuid}");
+
+    // Created with alice and bob: a Channel create, with each member's own membership.
+    let created = alice_ws
+        .ok(
+            "Channel.create",
+            None,
+            json!({"id": channel, "name": "general", "metadata": {"topic": "x"},
+                   "members": [identity_id("alice"), identity_id("bob")]}),
+        )
+        .await;
+    let packet = alice_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["data"], created);
+    let packet = bob_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["object"]["id"], channel.as_str());
+    assert_eq!(
+        packet["body"]["data"]["membership"]["id"],
+        format!("{channel}/members/bob")
+    );
+
+    // Metadata: a Channel update.
+    let response = as_user(&server, &alice, Method::PATCH, &format!("/channels/{uuid}"))
+        .header("content-type", "application/vnd.layer-patch+json")
+        .body(
+            json!([{"operation": "set", "property": "metadata.topic", "value": "y"},
+                   {"operation": "set", "property": "metadata.a\\.b", "value": "1"}])
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("update", "Channel").await;
+        assert_eq!(
+            packet["body"]["data"],
+            json!([{"operation": "set", "property": "metadata.a\\.b", "value": "1"},
+                   {"operation": "set", "property": "metadata.topic", "value": "y"}])
+        );
+    }
+
+    // Carol joins: she gets the Channel, then everyone her Membership.
+    let response = as_user(
+        &server,
+        &carol,
+        Method::PUT,
+        &format!("/channels/{uuid}/members/carol"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success());
+    let packet = carol_ws.change("create", "Channel").await;
+    assert_eq!(packet["body"]["data"]["metadata"]["topic"], "y");
+    for ws in [&mut carol_ws, &mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("create", "Membership").await;
+        assert_eq!(
+            packet["body"]["object"]["id"],
+            format!("{channel}/members/carol")
+        );
+        assert_eq!(packet["body"]["data"]["identity"]["user_id"], "carol");
+        assert_eq!(packet["body"]["data"]["channel"]["id"], channel.as_str());
+    }
+
+    // A channel message, then its deletion.
+    let message = format!("layer:///messages/{}", Uuid::new_v4());
+    alice_ws
+        .ok(
+            "Message.create",
+            Some(&channel),
+            json!({"id": message, "parts": [{"mime_type": "text/plain", "body": "hi all"}]}),
+        )
+        .await;
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("create", "Message").await;
+        assert_eq!(packet["body"]["data"]["id"], message.as_str());
+        assert_eq!(packet["body"]["data"]["channel"]["id"], channel.as_str());
+        assert_eq!(packet["body"]["data"]["parts"][0]["body"], "hi all");
+    }
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/messages/{}", message.rsplit('/').next().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
+        let packet = ws.change("delete", "Message").await;
+        assert_eq!(packet["body"]["object"]["id"], message.as_str());
+    }
+
+    // Carol leaves: her Membership goes for everyone, the Channel for her.
+    let response = as_user(
+        &server,
+        &carol,
+        Method::DELETE,
+        &format!("/channels/{uuid}/members/carol"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success());
+    for ws in [&mut carol_ws, &mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Membership").await;
+        assert_eq!(
+            packet["body"]["object"]["id"],
+            format!("{channel}/members/carol")
+        );
+    }
+    let packet = carol_ws.change("delete", "Channel").await;
+    assert_eq!(
+        packet["body"]["data"],
+        json!({"mode": "my_devices", "from_position": null})
+    );
+
+    // Deleted by its creator: a Channel delete for the members, and nothing more for carol.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::DELETE,
+        &format!("/channels/{uuid}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let packet = ws.change("delete", "Channel").await;
+        assert_eq!(
+            packet["body"]["data"],
+            json!({"mode": "all_participants", "from_position": null})
+        );
+    }
+    // Channels are 2.0+: nothing for the 1.0 socket.
+    for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws, &mut bob_v1] {
+        ws.nothing_pending().await;
+    }
+}
+
+/// The presence an Identity update packet sets: (status, last_seen_at).
+fn pushed_presence(packet: &Value, user: &str) -> (Value, Value) {
+    assert_eq!(
+        packet["body"]["object"]["id"],
+        identity_id(user),
+        "{packet}"
+    );
+    let data = &packet["body"]["data"];
+    assert_eq!(data[0]["property"], "presence.status", "{packet}");
+    assert_eq!(data[1]["property"], "presence.last_seen_at", "{packet}");
+    (data[0]["value"].clone(), data[1]["value"].clone())
+}
+
+#[tokio::test]
+async fn presence_reaches_subscribed_followers_on_every_node() {
+    if !crate::common::is_postgres() {
+        return; // one SQLite file is one node
+    }
+    let node_a = TestServer::start().await;
+    let node_b = node_a.another_node().await;
+    // A shared conversation: alice and bob follow each other; carol follows nobody.
+    node_a.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&node_a, &node_a.session_for("alice").await, "layer-3.0").await;
+    let mut alice_v1 = open(&node_a, &node_a.session_for("alice").await, "layer-1.0").await;
+    let mut unsubscribed = open(&node_a, &node_a.session_for("alice").await, "layer-2.0").await;
+    let mut carol = open(&node_a, &node_a.session_for("carol").await, "layer-3.0").await;
+    for ws in [&mut alice, &mut alice_v1, &mut carol] {
+        ws.ok("Presence.subscribe", None, Value::Null).await;
+    }
+
+    // bob connects on node B and announces himself: available, pushed to alice on node A.
+    let bob_token = node_b.session_for("bob").await;
+    let mut bob = open(&node_b, &bob_token, "layer-2.0").await;
+    bob.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "auto"}]),
+    )
+    .await;
+    let (status, seen) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "available");
+    assert!(Timestamp::parse_iso(seen.as_str().unwrap()).is_some());
+
+    // A second device on node A restores the status announced on node B ("auto"): alice hears
+    // that bob was seen again. Then busy from node B.
+    let mut bob_a = open(&node_a, &node_a.session_for("bob").await, "layer-3.0").await;
+    bob_a
+        .ok(
+            "Presence.update",
+            None,
+            json!([{"operation": "set", "property": "status", "value": "auto"}]),
+        )
+        .await;
+    let (status, _) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "available");
+    bob.ok(
+        "Presence.update",
+        None,
+        json!([{"operation": "set", "property": "status", "value": "busy"}]),
+    )
+    .await;
+    let (status, _) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "busy");
+    // Node A reports it in Presence.sync too.
+    let changes = alice
+        .ok("Presence.sync", None, json!({"ids": [identity_id("bob")]}))
+        .await["changes"]
+        .clone();
+    assert_eq!(changes[0]["data"][0]["value"], "busy");
+
+    // bob's socket on node B closes but his device on node A stays: still busy (last seen
+    // now). Then the last one closes: offline, last seen then.
+    bob.close().await;
+    let (status, seen_b) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "busy");
+    bob_a.close().await;
+    let (status, seen) = pushed_presence(&alice.change("update", "Identity").await, "bob");
+    assert_eq!(status, "offline");
+    let seen = Timestamp::parse_iso(seen.as_str().unwrap()).unwrap();
+    assert!(seen >= Timestamp::parse_iso(seen_b.as_str().unwrap()).unwrap());
+
+    // Not to strangers, not to 1.0 sockets (no identities), not without Presence.subscribe.
+    for ws in [&mut alice, &mut alice_v1, &mut unsubscribed, &mut carol] {
+        ws.nothing_pending().await;
+    }
+}
+
+/// Replays from `from` on a new socket of `token`; the kinds of the replayed packets.
+async fn replayed(server: &TestServer, token: &str, from: &str) -> Vec<String> {
+    let mut ws = open(server, token, "layer-3.0").await;
+    ws.ok("Event.replay", None, json!({ "from_timestamp": from }))
+        .await;
+    let mut kinds = Vec::new();
+    while let Some(packet) = ws.stash.pop_front() {
+        kinds.push(format!(
+            "{} {}",
+            packet["body"]["operation"].as_str().unwrap(),
+            packet["body"]["object"]["type"].as_str().unwrap()
+        ));
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn replay_starts_a_margin_early_for_changes_that_committed_late() {
+    // With the margin: the late change (and its conversation refresh), and the conversation
+    // created just before; without it: nothing.
+    let late = vec![
+        "create Conversation",
+        "delete Message",
+        "update Conversation",
+    ];
+    for (margin, expected) in [("5000", late), ("0", vec![])] {
+        let server =
+            TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", margin)]).await;
+        let conversation = server.conversation_of(&["alice", "bob"]).await;
+        let message = server.send_text(&conversation, "hi").await;
+        let message =
+            Uuid::parse_str(crate::common::uuid_of(message["id"].as_str().unwrap()).as_str())
+                .unwrap();
+        let bob = server.session_for("bob").await;
+        let mut bob_ws = open(&server, &bob, "layer-3.0").await;
+        // bob's client last saw a packet stamped `seen` ...
+        bob_ws.nothing_pending().await;
+        let seen = Timestamp::now();
+        // ... then a change stamped 2 s earlier commits (a transaction that took that long):
+        // delivered live, after `seen`.
+        server
+            .store
+            .hide_message(
+                server.app_id,
+                message,
+                "bob",
+                seen.minus(Duration::from_secs(2)),
+            )
+            .await
+            .unwrap();
+        let packet = bob_ws.change("delete", "Message").await;
+        assert!(Timestamp::parse_iso(packet["timestamp"].as_str().unwrap()).unwrap() < seen);
+        // The socket drops before the client records it; it replays from `seen`.
+        drop(bob_ws);
+        assert_eq!(
+            replayed(&server, &bob, &seen.to_iso()).await,
+            expected,
+            "margin {margin}"
+        );
     }
 }

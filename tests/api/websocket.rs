@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct Ws {
     stream: Stream,
     /// Change, operation and signal packets read while waiting for a response.
-    stash: std::collections::VecDeque<Value>,
+    pub(crate) stash: std::collections::VecDeque<Value>,
     next_counter: u64,
     next_request: u32,
     protocol: String,
@@ -215,6 +215,11 @@ impl Ws {
             "{update}"
         );
         update
+    }
+
+    /// Closes from the client side.
+    pub(crate) async fn close(mut self) {
+        let _ = self.stream.close(None).await;
     }
 
     /// Reads until the server closes; the close code.
@@ -559,17 +564,18 @@ async fn presence_update_and_sync_report_statuses_the_user_may_see() {
     let changes = a.ok("Presence.sync", None, json!({"since": since})).await["changes"].clone();
     assert_eq!(presence_of(&changes, "bob").unwrap().0, "busy");
 
-    // bob disconnects: offline, last seen kept.
+    // alice subscribed and follows bob: his status was pushed to her as an Identity update.
+    let pushed = a.change("update", "Identity").await;
+    let (status, seen) = presence_of(&json!([pushed["body"]]), "bob").unwrap();
+    assert_eq!((status.as_str(), seen.is_string()), (Some("busy"), true));
+
+    // bob disconnects: offline, last seen kept, pushed to alice and reported by sync.
     drop(b);
-    // Each round trip is a real request; the deadline bounds the wait for the disconnect.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut offline = false;
-    while !offline && tokio::time::Instant::now() < deadline {
-        let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
-        offline = presence_of(&changes, "bob")
-            .is_some_and(|(s, seen)| s == "offline" && seen.is_string());
-    }
-    assert!(offline);
+    let pushed = a.change("update", "Identity").await;
+    let (status, seen) = presence_of(&json!([pushed["body"]]), "bob").unwrap();
+    assert_eq!((status.as_str(), seen.is_string()), (Some("offline"), true));
+    let changes = a.ok("Presence.sync", None, ids.clone()).await["changes"].clone();
+    assert_eq!(presence_of(&changes, "bob").unwrap(), (status, seen));
     a.fails("Presence.sync", None, json!({}), "missing_property")
         .await;
     a.nothing_pending().await;
@@ -603,6 +609,96 @@ async fn typing_indicators_reach_the_other_participants_only() {
     assert_eq!(bob.packet().await["body"]["data"]["action"], "finished");
     alice.nothing_pending().await;
     carol.nothing_pending().await;
+    bob.nothing_pending().await;
+}
+
+fn typing_signal(conversation: &str, action: &str) -> Value {
+    json!({"type": "signal", "body": {"type": "typing_indicator",
+        "object": {"id": format!("layer:///conversations/{conversation}")},
+        "data": {"action": action}}})
+}
+
+/// The next packet: a typing indicator about `conversation`, by alice; its action.
+async fn typing_action(ws: &mut Ws, conversation: &str) -> String {
+    let packet = ws.packet().await;
+    assert_eq!(packet["type"], "signal", "{packet}");
+    assert_eq!(
+        packet["body"]["object"]["id"],
+        format!("layer:///conversations/{conversation}"),
+        "{packet}"
+    );
+    assert_eq!(packet["body"]["data"]["sender"]["user_id"], "alice");
+    packet["body"]["data"]["action"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn typing_indicators_expire_when_updates_stop_and_finish_when_the_socket_closes() {
+    let paused_after = Duration::from_millis(300);
+    let finished_after = Duration::from_millis(900);
+    let server = TestServer::start_with(&[
+        ("LAYER__WEBSOCKET__TYPING_PAUSED_AFTER_MS", "300"),
+        ("LAYER__WEBSOCKET__TYPING_FINISHED_AFTER_MS", "900"),
+    ])
+    .await;
+    let one = server.conversation_of(&["alice", "bob"]).await;
+    let two = server.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-2.0").await;
+
+    // Finished by the typist in one: nothing more about it. Started and abandoned in two:
+    // paused, then finished, each no earlier than its timeout.
+    alice.send(typing_signal(&one, "started")).await;
+    assert_eq!(typing_action(&mut bob, &one).await, "started");
+    alice.send(typing_signal(&one, "finished")).await;
+    assert_eq!(typing_action(&mut bob, &one).await, "finished");
+    let sent = std::time::Instant::now();
+    alice.send(typing_signal(&two, "started")).await;
+    assert_eq!(typing_action(&mut bob, &two).await, "started");
+    assert_eq!(typing_action(&mut bob, &two).await, "paused");
+    assert!(sent.elapsed() >= paused_after, "{:?}", sent.elapsed());
+    assert_eq!(typing_action(&mut bob, &two).await, "finished");
+    assert!(sent.elapsed() >= finished_after, "{:?}", sent.elapsed());
+
+    // A typist who paused is finished after the longer timeout, without a second paused.
+    let sent = std::time::Instant::now();
+    alice.send(typing_signal(&one, "paused")).await;
+    assert_eq!(typing_action(&mut bob, &one).await, "paused");
+    assert_eq!(typing_action(&mut bob, &one).await, "finished");
+    assert!(sent.elapsed() >= finished_after, "{:?}", sent.elapsed());
+    bob.nothing_pending().await;
+    alice.nothing_pending().await;
+
+    // The typist's socket closes mid-sentence: finished at once (long timeouts here).
+    let server = TestServer::start_with(&[
+        ("LAYER__WEBSOCKET__TYPING_PAUSED_AFTER_MS", "600000"),
+        ("LAYER__WEBSOCKET__TYPING_FINISHED_AFTER_MS", "600000"),
+    ])
+    .await;
+    let one = server.conversation_of(&["alice", "bob"]).await;
+    let two = server.conversation_of(&["alice", "bob"]).await;
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    alice.send(typing_signal(&one, "started")).await;
+    alice.send(typing_signal(&two, "paused")).await;
+    assert_eq!(typing_action(&mut bob, &one).await, "started");
+    assert_eq!(typing_action(&mut bob, &two).await, "paused");
+    alice.close().await;
+    let mut finished = Vec::new();
+    for _ in 0..2 {
+        let packet = bob.packet().await;
+        assert_eq!(packet["body"]["data"]["action"], "finished", "{packet}");
+        finished.push(packet["body"]["object"]["id"].as_str().unwrap().to_owned());
+    }
+    finished.sort();
+    let mut expected = vec![
+        format!("layer:///conversations/{one}"),
+        format!("layer:///conversations/{two}"),
+    ];
+    expected.sort();
+    assert_eq!(finished, expected);
     bob.nothing_pending().await;
 }
 

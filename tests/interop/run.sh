@@ -211,8 +211,10 @@ start_server() {
     local dir=$1 db=$2 name=${3:-server} public=${4:-} addr='' deadline=$((SECONDS + 60))
     local log=$dir/$name.log pidvar=${5:-SERVER_PID} pid
     [[ -n ${5:-} || $name == server ]] || pidvar=XDK_SERVER_PID
+    # Typing indicators expire server-side well before the SDKs' own 6 s (sdk_flows.js checks it).
     env DATABASE_URL="$db" LAYER__DATA_DIR="$dir" LAYER__HTTP__BIND=127.0.0.1:0 \
         LAYER__BOOTSTRAP__DEV_APP=false LAYER__LOG__FORMAT=json ${public:+LAYER__HTTP__PUBLIC_URL=$public} \
+        LAYER__WEBSOCKET__TYPING_PAUSED_AFTER_MS=1000 LAYER__WEBSOCKET__TYPING_FINISHED_AFTER_MS=2500 \
         RUST_LOG="${RUST_LOG:-info},layer_server::server=info" "$BIN" serve >"$dir/$name.stdout" 2>"$log" &
     pid=$!
     printf -v "$pidvar" '%s' "$pid"

@@ -1129,6 +1129,56 @@ async function run(sdk) {
     }
   });
 
+  await check("realtime: alice's typing stops without 'finished' -> the server expires it: bob's client hears 'paused', then 'finished', before the SDK's own 6 s", async () => {
+    peerUp();
+    needRt();
+    needSocket();
+    // A bare signal (the typing publisher would repeat 'started' every 2.5 s); the servers of
+    // this suite pause after 1 s and finish after 2.5 s without an update (run.sh).
+    const arm = (key, state) => peerCall('arm', { key, kind: 'typing', conversationId: rt.id, user: ALICE, state });
+    await arm('expiry-started', 'started');
+    await arm('expiry-paused', 'paused');
+    await arm('expiry-finished', 'finished');
+    const start = Date.now();
+    client.socketManager.sendSignal({ type: 'typing_indicator', object: { id: rt.id }, data: { action: 'started' } });
+    await peerCall('await', { key: 'expiry-started' });
+    const paused = await peerCall('await', { key: 'expiry-paused' });
+    eq([paused.typing, paused.paused], [[], [ALICE]], 'typing and paused users once paused');
+    await peerCall('await', { key: 'expiry-finished' });
+    const took = Date.now() - start;
+    ok(took < 6000, "finished by the server, before the SDK's own expiry", `${took} ms`);
+  });
+
+  await check("realtime: alice's client.user.setStatus('busy') -> bob's client sees her busy (pushed Identity presence update)", async () => {
+    peerUp();
+    needSocket();
+    await peerCall('arm', { key: 'presence', kind: 'presence', user: ALICE, status: 'busy' });
+    client.user.setStatus('busy');
+    await peerCall('await', { key: 'presence' });
+  });
+
+  await check("realtime: alice's client.createChannel({members: [alice, bob]}).send() reaches bob's client (Channel create), then her channel message (Message create)", async () => {
+    peerUp();
+    needSocket();
+    const channel = client.createChannel({ name: `channel ${tag}`, members: [ALICE, BOB], metadata: { by: 'sdk' } });
+    ok(/^layer:\/\/\/channels\/[0-9a-f-]{36}$/.test(channel.id), 'the id the SDK chose', channel.id);
+    await peerCall('arm', { key: 'channel', kind: 'channel', id: channel.id });
+    const sent = waitEvent(channel, 'channels:sent', {
+      timeout: REALTIME_TIMEOUT_MS,
+      failOn: ['channels:sent-error'],
+      what: 'channels:sent',
+    });
+    channel.send();
+    await sent;
+    const r = await peerCall('await', { key: 'channel' });
+    eq(r.metadata, { by: 'sdk' }, "the channel's metadata on bob's client");
+    const m = api.newMessage(channel, [{ mimeType: 'text/plain', body: `hi channel ${tag}` }]);
+    const msgSent = waitEvent(m, 'messages:sent', { timeout: REALTIME_TIMEOUT_MS, failOn: ['messages:sent-error'], what: 'messages:sent' });
+    m.send();
+    await msgSent;
+    await peerHas(m.id);
+  });
+
   await check("realtime: bob's socket drops, alice sends 3 messages, bob reconnects -> Event.replay delivers them before its response", async () => {
     peerUp();
     needRt();
@@ -1376,6 +1426,23 @@ async function peer(sdk) {
           return !typing.includes(user) && !paused.includes(user);
         },
       }).then((evt) => ({ typing: evt.typing.map((i) => i.userId), paused: evt.paused.map((i) => i.userId) })),
+    // A channel id is in bob's client (its Channel create change arrived); its metadata.
+    channel: ({ id, timeout }) =>
+      waitUntil(() => client.getChannel(id), [[client, 'channels:add']], { timeout, what: `channel ${id} on bob's client` }).then(
+        () => ({ metadata: client.getChannel(id).metadata }),
+      ),
+    // `user`'s presence status on bob's client becomes `status` (a pushed Identity update).
+    presence: ({ user, status, timeout }) => {
+      const current = () => {
+        const identity = client.getIdentity(identityId(user));
+        return identity && identity._presence && identity._presence.status;
+      };
+      return waitUntil(() => current() === status, [[client, 'identities:change']], {
+        timeout,
+        what: `${user}'s presence ${status} on bob's client`,
+        describe: () => ({ status: current() }),
+      }).then(() => ({}));
+    },
     // The session was revoked: the SDK re-authenticates (challenge, ready) and the socket reopens.
     reauth: async ({ timeout }) => {
       const before = challenges;
