@@ -23,6 +23,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub websocket: WebsocketSettings,
     pub content: ContentSettings,
+    pub webhooks: WebhookSettings,
     #[serde(default)]
     pub apps: Vec<DeclaredApp>,
 }
@@ -112,6 +113,30 @@ pub struct ContentSettings {
     /// HMAC key of upload and download URLs; empty: generated into `<data_dir>`.
     pub signing_secret: SecretString,
     pub s3: S3Settings,
+}
+
+/// Webhook delivery (webhooks.md §5): timeouts, the retry schedule, claims, and which target
+/// URLs registrations may name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// A delivery (or verification) not answered within this is a failure.
+    pub timeout_ms: u64,
+    /// Delays before each retry of a failed delivery; after the last one fails the webhook is
+    /// deactivated and its backlog dropped.
+    pub retry_schedule_ms: Vec<u64>,
+    /// How long a claimed delivery is reserved for the node delivering it; a claim whose node
+    /// died is taken over when it expires. Must exceed `timeout_ms`.
+    pub lease_ms: u64,
+    /// How often each node looks for due deliveries (it is also woken by its own writes).
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight per node.
+    pub max_in_flight: usize,
+    /// Webhooks per app.
+    pub max_per_app: u32,
+    /// Allow `http://` target URLs (Layer required `https://`).
+    pub allow_http: bool,
+    /// Allow targets on loopback, private, link-local and other non-public addresses.
+    pub allow_private_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -205,6 +230,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("http.cors_allowed_origins")
+                .with_list_parse_key("webhooks.retry_schedule_ms")
                 .source(Some(layer_env)),
         );
         if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
@@ -242,6 +268,15 @@ impl Settings {
         }
         if self.content.store == ContentBackend::S3 && self.content.s3.bucket.is_empty() {
             return invalid("content.store = \"s3\" needs content.s3.bucket");
+        }
+        let hooks = &self.webhooks;
+        if hooks.timeout_ms == 0 || hooks.poll_interval_ms == 0 || hooks.max_in_flight == 0 {
+            return invalid(
+                "webhooks.timeout_ms, poll_interval_ms and max_in_flight must be at least 1",
+            );
+        }
+        if hooks.lease_ms <= hooks.timeout_ms {
+            return invalid("webhooks.lease_ms must exceed webhooks.timeout_ms");
         }
         if !self.http.public_url.is_empty() {
             match url::Url::parse(&self.http.public_url) {

@@ -20,4 +20,5 @@ mod pipeline;
 mod proxy;
 mod sessions;
 mod users;
+mod webhooks;
 mod websocket;
