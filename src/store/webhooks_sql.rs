@@ -589,7 +589,8 @@ macro_rules! impl_webhook_events {
                 Self::enqueue_webhooks(conn, app_id, &events, now).await
             }
 
-            /// A message event with the message as it is now in this transaction.
+            /// A message event with the message as it is now in this transaction (to be called
+            /// first in it: it takes the message row's write lock).
             async fn hook_message(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 app_id: uuid::Uuid,
@@ -598,6 +599,14 @@ macro_rules! impl_webhook_events {
                 now: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<u64> {
                 use $crate::store::webhooks::{MessageSnapshot, Subject, WebhookEvent};
+                // Called before the mutation's own first write: a no-op write takes the lock
+                // first, as every writer that reads does (SQLite would otherwise fail the later
+                // write on a stale snapshot).
+                sqlx::query("update messages set position = position where app_id = $1 and id = $2")
+                    .bind(app_id)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
                 if !Self::has_active_webhook(conn, app_id).await? {
                     return Ok(0);
                 }

@@ -906,6 +906,31 @@ async fn every_v3_event_fires_with_its_payload() {
         })
         .await;
 
+    // Leaving (`my_devices` with `leave=true`) is a participation change too.
+    let response = server
+        .proxy(
+            "bob",
+            Method::DELETE,
+            &format!("/conversations/{conversation}?mode=my_devices&leave=true"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let left = receiver
+        .wait_for("Participation.deleted", |b| {
+            b["changes"][0]["user_id"] == "bob"
+        })
+        .await
+        .json();
+    assert_eq!(
+        left["conversation"]["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
     // Deletions carry the object as it was.
     let response = server
         .platform(
@@ -1332,4 +1357,27 @@ async fn a_webhook_is_deactivated_after_the_last_retry_and_its_backlog_dropped()
     receiver
         .wait_for("Message.created", |b| b["message"]["id"] == sent["id"])
         .await;
+}
+
+#[tokio::test]
+async fn two_nodes_share_the_outbox_and_deliver_each_event_once() {
+    let first = TestServer::start_with(FAST).await;
+    let second = first.another_node_with(FAST).await;
+    let receiver = Receiver::start().await;
+    let hook = first
+        .active_hook(&receiver, "3.0", &["Message.created"])
+        .await;
+    let conversation = first.conversation_of(&["alice", "bob"]).await;
+    let mut messages = Vec::new();
+    for n in 0..20 {
+        let node = if n % 2 == 0 { &first } else { &second };
+        let sent = node
+            .send_as(&conversation, "alice", &format!("message {n}"))
+            .await;
+        messages.push(sent["id"].as_str().unwrap().to_owned());
+    }
+    let ids = wait_all_delivered(&receiver, &hook, &messages).await;
+    assert_eq!(ids.len(), 20);
+    // No failures and leases far longer than a call: each event was claimed by one node once.
+    assert_eq!(receiver.calls().len(), 20, "{:#?}", receiver.summary());
 }
