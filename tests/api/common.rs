@@ -323,6 +323,7 @@ pub async fn expect_error(response: reqwest::Response, status: u16, id: &str) ->
         ("authentication_required", 4),
         ("app_suspended", 5),
         ("user_suspended", 6),
+        ("invalid_operation", 9),
         ("invalid_request", 10),
         ("internal_server_error", 100),
         ("access_denied", 101),

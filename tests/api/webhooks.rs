@@ -361,7 +361,7 @@ fn assert_signed(call: &Call, version: &str, hook: &Value) {
 
 #[tokio::test]
 async fn management_refusals() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(&[("LAYER__WEBHOOKS__MAX_PER_APP", "2")]).await;
     let valid = json!({"target_url": "https://hooks.example.com/layer", "events": ["Message.created"], "secret": "s"});
 
     // Any Accept but the webhooks media type: 406.
@@ -503,6 +503,18 @@ async fn management_refusals() {
         .register_hook(json!({"version": "1.0", "target_url": "https://hooks.example.com/", "event_types": ["message.sent"], "secret": "s"}))
         .await;
     assert_eq!(v1["events"], json!(["message.sent"]));
+
+    // At most `webhooks.max_per_app` per app.
+    server.register_hook(valid.clone()).await;
+    let response = server
+        .hooks(Method::POST, "")
+        .json(&valid)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 422, "invalid_operation").await;
+    let list = json(server.hooks(Method::GET, "").send().await.unwrap()).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
