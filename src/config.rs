@@ -122,7 +122,8 @@ pub struct WebhookSettings {
     /// A delivery (or verification) not answered within this is a failure.
     pub timeout_ms: u64,
     /// Delays before each retry of a failed delivery; after the last one fails the webhook is
-    /// deactivated and its backlog dropped.
+    /// deactivated and its backlog dropped. (One value in the environment is a list of one.)
+    #[serde(deserialize_with = "one_or_many")]
     pub retry_schedule_ms: Vec<u64>,
     /// How long a claimed delivery is reserved for the node delivering it; a claim whose node
     /// died is taken over when it expires. Must exceed `timeout_ms`.
@@ -137,6 +138,36 @@ pub struct WebhookSettings {
     pub allow_http: bool,
     /// Allow targets on loopback, private, link-local and other non-public addresses.
     pub allow_private_targets: bool,
+}
+
+/// A list of numbers, or a single one (the environment gives strings: `"100,200"` or `"100"`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Number(u64),
+        Text(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Item),
+        Many(Vec<Item>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(item) => vec![item],
+        OneOrMany::Many(items) => items,
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Number(n) => Ok(n),
+            Item::Text(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a number"))),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -386,6 +417,26 @@ mod tests {
         assert!(!debug.contains("s3cret-token"), "{debug}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert_eq!(s.apps[0].tokens[0].expose_secret(), "s3cret-token");
+    }
+
+    #[test]
+    fn webhook_retry_schedule_from_defaults_and_environment() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            s.webhooks.retry_schedule_ms,
+            [10_000, 30_000, 120_000, 300_000, 1_200_000]
+        );
+        for (value, expected) in [("100,200", vec![100, 200]), ("60000", vec![60_000])] {
+            let s =
+                Settings::load_from(None, env(&[("LAYER__WEBHOOKS__RETRY_SCHEDULE_MS", value)]))
+                    .unwrap();
+            assert_eq!(s.webhooks.retry_schedule_ms, expected);
+        }
+        let short_lease = env(&[
+            ("LAYER__WEBHOOKS__TIMEOUT_MS", "5000"),
+            ("LAYER__WEBHOOKS__LEASE_MS", "5000"),
+        ]);
+        assert!(Settings::load_from(None, short_lease).is_err());
     }
 
     #[test]

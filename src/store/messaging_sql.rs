@@ -880,6 +880,13 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
+                // Writing first (see the top of this file): a concurrent writer (the webhook
+                // worker, another request) must not leave this transaction a stale snapshot.
+                sqlx::query("update conversations set revision = revision where app_id = $1 and id = $2")
+                    .bind(app_id)
+                    .bind(conversation_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let last: Option<i64> = sqlx::query_scalar(
                     "select c.last_position from conversations c
                      join conversation_members cm on cm.app_id = c.app_id and cm.conversation_id = c.id

@@ -21,7 +21,7 @@ pub const UNVERIFIED: &str = "unverified";
 pub const ACTIVE: &str = "active";
 pub const INACTIVE: &str = "inactive";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Webhook {
     pub app_id: Uuid,
     pub id: Uuid,
@@ -36,6 +36,22 @@ pub struct Webhook {
     pub status_reason: Option<String>,
     pub created_at: Timestamp,
     pub state: DeliveryState,
+}
+
+/// Everything but the secret.
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("app_id", &self.app_id)
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("target_url", &self.target_url)
+            .field("events", &self.events)
+            .field("secret", &"***")
+            .field("status", &self.status)
+            .field("status_reason", &self.status_reason)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What operators see of a webhook's deliveries.
@@ -438,8 +454,8 @@ pub fn catalogue(version: &str) -> &'static [&'static str] {
     }
 }
 
-/// A registration, as validated by the service.
-#[derive(Debug, Clone, PartialEq)]
+/// A registration, as validated by the API (its `Debug` shows no secret).
+#[derive(Clone, PartialEq)]
 pub struct NewWebhook {
     pub app_id: Uuid,
     pub id: Uuid,
@@ -449,6 +465,19 @@ pub struct NewWebhook {
     pub secret: String,
     pub config: Option<Map<String, Value>>,
     pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for NewWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWebhook")
+            .field("app_id", &self.app_id)
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("target_url", &self.target_url)
+            .field("events", &self.events)
+            .field("secret", &"***")
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a delivery attempt ended.

@@ -360,7 +360,8 @@ macro_rules! impl_webhook_store {
                 reason: &str,
             ) -> $crate::store::StoreResult<()> {
                 let (status, reason) = if verified { ("active", None) } else { ("inactive", Some(reason)) };
-                sqlx::query(
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
                     "update webhooks set status = $3, status_reason = $4,
                         verify_due_at = null, verify_lease_until = null
                      where id = $1 and status = 'unverified' and verify_lease_until = $2",
@@ -369,8 +370,17 @@ macro_rules! impl_webhook_store {
                 .bind(lease_until)
                 .bind(status)
                 .bind(reason)
-                .execute(&self.pool)
-                .await?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 1 && !verified {
+                    // Inactive: events still waiting from before a re-activation are dropped.
+                    sqlx::query("delete from webhook_outbox where webhook_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -1393,3 +1393,92 @@ async fn two_nodes_share_the_outbox_and_deliver_each_event_once() {
     // No failures and leases far longer than a call: each event was claimed by one node once.
     assert_eq!(receiver.calls().len(), 20, "{:#?}", receiver.summary());
 }
+
+/// Rough cost of webhooks on the message send path (run by hand, it measures, asserts nothing
+/// beyond delivery): `cargo test --release --test api webhooks::send_path_cost -- --ignored
+/// --nocapture`. Sequential sends through HTTP with no webhook, with an active webhook that
+/// subscribed to another event (the enqueue statement finds it and writes nothing), and with a
+/// subscribed one (one outbox row per send, delivered to a local receiver meanwhile).
+#[tokio::test]
+#[ignore]
+async fn send_path_cost() {
+    const N: usize = 300;
+    let server = TestServer::start_with(FAST).await;
+    let receiver = Receiver::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    async fn run(server: &TestServer, conversation: &str, label: &str) -> Vec<String> {
+        let mut times = Vec::with_capacity(N);
+        let mut ids = Vec::with_capacity(N);
+        for n in 0..N {
+            let started = std::time::Instant::now();
+            let sent = server
+                .send_as(conversation, "alice", &format!("{label} {n}"))
+                .await;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            ids.push(sent["id"].as_str().unwrap().to_owned());
+        }
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / N as f64;
+        println!(
+            "send_path_cost backend={} {label}: n={N} mean={mean:.2}ms median={:.2}ms p99={:.2}ms",
+            backend(),
+            times[N / 2],
+            times[N * 99 / 100]
+        );
+        ids
+    }
+    run(&server, &conversation, "warm-up").await;
+    run(&server, &conversation, "no webhook").await;
+    let other = server
+        .active_hook(&receiver, "3.0", &["Conversation.deleted"])
+        .await;
+    run(&server, &conversation, "webhook not subscribed").await;
+    let hook = server
+        .active_hook(&receiver, "3.0", &["Message.created"])
+        .await;
+    let ids = run(&server, &conversation, "webhook subscribed").await;
+    wait_all_delivered(&receiver, &hook, &ids).await;
+    assert_eq!(
+        server.hook(other["id"].as_str().unwrap()).await["delivery"]["delivered"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failed_re_verification_drops_the_waiting_events() {
+    let server = TestServer::start_with(&settings(&[(
+        "LAYER__WEBHOOKS__RETRY_SCHEDULE_MS",
+        "60000",
+    )]))
+    .await;
+    let receiver = Receiver::start().await;
+    let hook = server
+        .active_hook(&receiver, "3.0", &["Message.created"])
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    receiver.set_mode(Mode::Fail);
+    let conversation = server.conversation_of(&["alice"]).await;
+    server.send_as(&conversation, "alice", "one").await;
+    server.send_as(&conversation, "alice", "two").await;
+    let waiting = server
+        .wait_hook(id, "two failed attempts", |h| {
+            h["delivery"]["failed_attempts"] == 2 && h["delivery"]["backlog"] == 2
+        })
+        .await;
+    assert_eq!(waiting["status"], "active");
+    receiver.set_mode(Mode::WrongChallenge);
+    let response = server
+        .hooks(Method::POST, &format!("/{}/activate", uuid_of(id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let hook = server
+        .wait_hook(id, "inactive", |h| h["status"] == "inactive")
+        .await;
+    assert!(hook["status_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("Verification failed"));
+    assert_eq!(hook["delivery"]["backlog"], 0);
+}
