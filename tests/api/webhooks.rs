@@ -86,6 +86,8 @@ enum Mode {
     Hang,
     /// Answers verification with something else than the challenge.
     WrongChallenge,
+    /// Holds event calls until `release`, then answers 204.
+    Gate,
 }
 
 /// One event call as the receiver got it.
@@ -123,7 +125,7 @@ struct Seen {
 }
 
 #[derive(Clone, Default)]
-struct Inner(Arc<Mutex<Seen>>);
+struct Inner(Arc<Mutex<Seen>>, Arc<tokio::sync::Notify>);
 
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -158,7 +160,7 @@ async fn receive(
             _ => challenge.into_response(),
         };
     }
-    let accepted = mode == Mode::Ok;
+    let accepted = matches!(mode, Mode::Ok | Mode::Gate);
     inner.lock().calls.push(Call {
         headers,
         body,
@@ -168,6 +170,10 @@ async fn receive(
         Mode::Ok | Mode::WrongChallenge => StatusCode::NO_CONTENT.into_response(),
         Mode::Fail => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Mode::Hang => std::future::pending().await,
+        Mode::Gate => {
+            inner.1.notified().await;
+            StatusCode::NO_CONTENT.into_response()
+        }
     }
 }
 
@@ -204,6 +210,11 @@ impl Receiver {
 
     fn set_mode(&self, mode: Mode) {
         self.inner.lock().mode = Some(mode);
+    }
+
+    /// Lets a call held by `Mode::Gate` answer.
+    fn release(&self) {
+        self.inner.1.notify_one();
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -1481,4 +1492,39 @@ async fn a_failed_re_verification_drops_the_waiting_events() {
         .unwrap()
         .starts_with("Verification failed"));
     assert_eq!(hook["delivery"]["backlog"], 0);
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_lets_the_call_in_flight_finish() {
+    let server = TestServer::start_with(FAST).await;
+    let receiver = Receiver::start().await;
+    let hook = server
+        .active_hook(&receiver, "3.0", &["Message.created"])
+        .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    receiver.set_mode(Mode::Gate);
+    let conversation = server.conversation_of(&["alice"]).await;
+    server.send_as(&conversation, "alice", "draining").await;
+    let held = eventually(WAIT, || async { receiver.calls().len() == 1 }).await;
+    assert!(held, "the call reached the receiver");
+
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let survivor = server.another_node_with(FAST).await;
+    let stopping = tokio::spawn(server.stop());
+    // Shutting down: the listener is closed, the call is still held.
+    let closed = eventually(WAIT, || async {
+        tokio::net::TcpStream::connect(&addr).await.is_err()
+    })
+    .await;
+    assert!(closed, "the server stops listening");
+    receiver.release();
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("the server stops once the call is answered")
+        .unwrap();
+    // Recorded as delivered before the node went: nobody sends it again.
+    let state = survivor.hook(&id).await;
+    assert_eq!(state["delivery"]["delivered"], 1, "{state}");
+    assert_eq!(state["delivery"]["backlog"], 0, "{state}");
+    assert_eq!(receiver.calls().len(), 1);
 }
