@@ -76,7 +76,10 @@ pub async fn render(
             if v1 && actor.is_none() && delivery.event_type == "message.sent" {
                 actor_name = message.sender_name.clone();
             }
-            body.insert("message".into(), view.message(&message.to_message(app_id)));
+            body.insert(
+                "message".into(),
+                webhook_message(&view, &message.to_message(app_id)),
+            );
         }
         Subject::Conversation {
             conversation,
@@ -102,7 +105,7 @@ pub async fn render(
             actor_user = Some(user.clone());
             match receipt_message {
                 Some(message) => {
-                    body.insert("message".into(), view.message(&message));
+                    body.insert("message".into(), webhook_message(&view, &message));
                 }
                 None => {
                     let kind = if status == "read" { "Read" } else { "Delivery" };
@@ -167,4 +170,23 @@ pub async fn render(
         body.insert("config".into(), Value::Object(config.clone()));
     }
     Ok(Some(Value::Object(body)))
+}
+
+/// The webhook Message object (webhooks.md §6.2): the Server API's message without the fields
+/// that only make sense to a reader (`receipts_url`, `received_at`, `is_unread`) or were never in
+/// payloads (`notification`, `reply_to`).
+fn webhook_message(view: &View<'_>, message: &crate::store::Message) -> Value {
+    let mut value = view.message(message);
+    if let Some(map) = value.as_object_mut() {
+        for key in [
+            "receipts_url",
+            "received_at",
+            "is_unread",
+            "notification",
+            "reply_to",
+        ] {
+            map.remove(key);
+        }
+    }
+    value
 }
