@@ -94,6 +94,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/apps/{app_uuid}/webhooks/{webhook_id}/deactivate",
             post(deactivate),
         )
+        // Anything else below a webhook is an unknown route, answered in this media type.
+        .route(
+            "/apps/{app_uuid}/webhooks/{webhook_id}/{*rest}",
+            axum::routing::any(crate::http::compat::invalid_endpoint),
+        )
         .route_layer(from_fn_with_state(state, auth::require_bearer))
         .route_layer(from_fn(negotiate))
 }

@@ -431,6 +431,18 @@ async fn management_refusals() {
         expect_error(response, 404, "not_found").await;
     }
 
+    let response = server
+        .hooks(
+            Method::POST,
+            "/6c1f2f1e-0000-4000-8000-000000000000/explode",
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404, "invalid_endpoint").await;
+    let response = server.hooks(Method::PUT, "").send().await.unwrap();
+    expect_error(response, 405, "method_not_allowed").await;
+
     // Invalid bodies.
     let response = server
         .hooks(Method::POST, "")
