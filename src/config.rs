@@ -23,6 +23,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub websocket: WebsocketSettings,
     pub content: ContentSettings,
+    pub webhooks: WebhookSettings,
     #[serde(default)]
     pub apps: Vec<DeclaredApp>,
 }
@@ -122,6 +123,61 @@ pub struct ContentSettings {
     pub s3: S3Settings,
 }
 
+/// Webhook delivery (webhooks.md §5): timeouts, the retry schedule, claims, and which target
+/// URLs registrations may name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// A delivery (or verification) not answered within this is a failure.
+    pub timeout_ms: u64,
+    /// Delays before each retry of a failed delivery; after the last one fails the webhook is
+    /// deactivated and its backlog dropped. (One value in the environment is a list of one.)
+    #[serde(deserialize_with = "one_or_many")]
+    pub retry_schedule_ms: Vec<u64>,
+    /// How long a claimed delivery is reserved for the node delivering it; a claim whose node
+    /// died is taken over when it expires. Must exceed `timeout_ms`.
+    pub lease_ms: u64,
+    /// How often each node looks for due deliveries (it is also woken by its own writes).
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight per node.
+    pub max_in_flight: usize,
+    /// Webhooks per app.
+    pub max_per_app: u32,
+    /// Allow `http://` target URLs (Layer required `https://`).
+    pub allow_http: bool,
+    /// Allow targets on loopback, private, link-local and other non-public addresses.
+    pub allow_private_targets: bool,
+}
+
+/// A list of numbers, or a single one (the environment gives strings: `"100,200"` or `"100"`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Number(u64),
+        Text(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Item),
+        Many(Vec<Item>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(item) => vec![item],
+        OneOrMany::Many(items) => items,
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Number(n) => Ok(n),
+            Item::Text(text) => text
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a number"))),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentBackend {
@@ -213,6 +269,7 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("http.cors_allowed_origins")
+                .with_list_parse_key("webhooks.retry_schedule_ms")
                 .source(Some(layer_env)),
         );
         if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
@@ -258,6 +315,15 @@ impl Settings {
         }
         if self.content.store == ContentBackend::S3 && self.content.s3.bucket.is_empty() {
             return invalid("content.store = \"s3\" needs content.s3.bucket");
+        }
+        let hooks = &self.webhooks;
+        if hooks.timeout_ms == 0 || hooks.poll_interval_ms == 0 || hooks.max_in_flight == 0 {
+            return invalid(
+                "webhooks.timeout_ms, poll_interval_ms and max_in_flight must be at least 1",
+            );
+        }
+        if hooks.lease_ms <= hooks.timeout_ms {
+            return invalid("webhooks.lease_ms must exceed webhooks.timeout_ms");
         }
         if !self.http.public_url.is_empty() {
             match url::Url::parse(&self.http.public_url) {
@@ -375,6 +441,26 @@ mod tests {
         assert!(!debug.contains("s3cret-token"), "{debug}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert_eq!(s.apps[0].tokens[0].expose_secret(), "s3cret-token");
+    }
+
+    #[test]
+    fn webhook_retry_schedule_from_defaults_and_environment() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            s.webhooks.retry_schedule_ms,
+            [10_000, 30_000, 120_000, 300_000, 1_200_000]
+        );
+        for (value, expected) in [("100,200", vec![100, 200]), ("60000", vec![60_000])] {
+            let s =
+                Settings::load_from(None, env(&[("LAYER__WEBHOOKS__RETRY_SCHEDULE_MS", value)]))
+                    .unwrap();
+            assert_eq!(s.webhooks.retry_schedule_ms, expected);
+        }
+        let short_lease = env(&[
+            ("LAYER__WEBHOOKS__TIMEOUT_MS", "5000"),
+            ("LAYER__WEBHOOKS__LEASE_MS", "5000"),
+        ]);
+        assert!(Settings::load_from(None, short_lease).is_err());
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub async fn serve(
         metrics: http::ops::metrics_handle(),
         realtime,
     };
+    let webhooks = crate::webhooks::spawn(
+        state.store.clone(),
+        state.urls.clone(),
+        state.settings.webhooks.clone(),
+    )?;
     let background = tokio::spawn(housekeeping(state.clone()));
     let feed = tokio::spawn(announce_changes(state.clone()));
     tracing::info!(%local_addr, backend = ?store.backend(), "layer-server listening");
@@ -92,6 +97,8 @@ pub async fn serve(
     {
         tracing::warn!("WebSockets still open after shutdown");
     }
+    // Calls in flight get to finish; what is left is leased and made again after a restart.
+    webhooks.stop(SOCKETS_CLOSE_WITHIN).await;
     background.abort();
     feed.abort();
     if let Some(notices) = notices {

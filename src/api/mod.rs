@@ -19,6 +19,7 @@ mod root;
 mod sessions;
 mod user_patch;
 mod users;
+pub(crate) mod webhooks;
 
 use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};

@@ -125,6 +125,8 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(compat::invalid_endpoint)
         .layer(from_fn(compat::negotiate));
+    // Webhook management negotiates its own media type (application/vnd.layer.webhooks+json).
+    let api = crate::api::webhooks::routes(state.clone()).merge(api);
 
     // Each `layer` call wraps the previous ones, so the list reads innermost first: a request
     // meets the request id first and the metrics last, right before its handler.

@@ -549,8 +549,19 @@ macro_rules! impl_messaging_store {
                 let mut events = follows;
                 events.extend(new.participants.iter().map(|user| (user.clone(), event.clone())));
                 let touched = Self::record(&mut tx, new.app_id, events, new.created_at).await?;
+                let hooked = Self::enqueue_webhook(
+                    &mut tx,
+                    new.app_id,
+                    &$crate::store::webhooks::WebhookEvent::new(
+                        $crate::store::webhooks::names::CONVERSATION_CREATED,
+                        $crate::store::webhooks::Subject::Conversation { conversation: (&created).into(), changes: Vec::new() },
+                    ),
+                    new.created_at,
+                )
+                .await?;
                 tx.commit().await?;
                 self.feed.touched(new.app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(CreateConversation::Created(created))
             }
 
@@ -684,6 +695,7 @@ macro_rules! impl_messaging_store {
                         events.push((user.clone(), Event::ConversationUpdated { conversation: id, ops: ops.clone() }));
                     }
                 }
+                let hooks = $crate::store::webhooks_sql::conversation_update_events(&added, &removed, &ops);
                 for user in removed {
                     events.push((
                         user,
@@ -691,8 +703,10 @@ macro_rules! impl_messaging_store {
                     ));
                 }
                 let touched = Self::record(&mut tx, app_id, events, at).await?;
+                let hooked = Self::hook_conversation(&mut tx, app_id, id, &hooks, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(Updated::Done)
             }
 
@@ -742,8 +756,11 @@ macro_rules! impl_messaging_store {
                     from_position: None,
                 };
                 let touched = Self::record_for(&mut tx, app_id, &members, &event, at).await?;
+                let hooks = [($crate::store::webhooks::names::CONVERSATION_DELETED, Vec::new())];
+                let hooked = Self::hook_conversation(&mut tx, app_id, id, &hooks, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(Deleted::Done)
             }
 
@@ -855,15 +872,19 @@ macro_rules! impl_messaging_store {
                     user_id.to_owned(),
                     Event::ConversationDeleted { conversation: id, mode: "my_devices".into(), from_position: None },
                 )];
+                let mut hooks = Vec::new();
                 if leave && was_participant == Some(true) {
                     let ops = vec![ConversationOp::ParticipantRemoved { user: user_id.to_owned() }];
                     for user in Self::participants_of(&mut tx, app_id, id).await? {
                         events.push((user, Event::ConversationUpdated { conversation: id, ops: ops.clone() }));
                     }
+                    hooks = $crate::store::webhooks_sql::conversation_update_events(&[], &[user_id.to_owned()], &ops);
                 }
                 let touched = Self::record(&mut tx, app_id, events, at).await?;
+                let hooked = Self::hook_conversation(&mut tx, app_id, id, &hooks, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(true)
             }
 
@@ -876,6 +897,13 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
+                // Writing first (see the top of this file): a concurrent writer (the webhook
+                // worker, another request) must not leave this transaction a stale snapshot.
+                sqlx::query("update conversations set revision = revision where app_id = $1 and id = $2")
+                    .bind(app_id)
+                    .bind(conversation_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let last: Option<i64> = sqlx::query_scalar(
                     "select c.last_position from conversations c
                      join conversation_members cm on cm.app_id = c.app_id and cm.conversation_id = c.id
@@ -890,20 +918,20 @@ macro_rules! impl_messaging_store {
                     return Ok(None);
                 };
                 let upto = position.map_or(last, |p| p.min(last));
-                let marked = sqlx::query(
+                let marked: Vec<i64> = sqlx::query_scalar(
                     "update message_recipients set status = 2, updated_at = $5
                      where app_id = $1 and conversation_id = $2 and user_id = $3
-                       and position <= $4 and status < 2",
+                       and position <= $4 and status < 2
+                     returning position",
                 )
                 .bind(app_id)
                 .bind(conversation_id)
                 .bind(user_id)
                 .bind(upto)
                 .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if marked > 0 {
+                .fetch_all(&mut *tx)
+                .await?;
+                if let Some(from) = marked.iter().min().copied() {
                     use $crate::store::{ConversationOp, Event};
                     let operation = Event::MarkAllRead { conversation: conversation_id, position: upto, user: user_id.to_owned() };
                     let mut events: Vec<(String, Event)> = Self::participants_of(&mut tx, app_id, conversation_id)
@@ -919,8 +947,21 @@ macro_rules! impl_messaging_store {
                         },
                     ));
                     let touched = Self::record(&mut tx, app_id, events, at).await?;
+                    let receipt = $crate::store::webhooks::WebhookEvent::new(
+                        $crate::store::webhooks::names::RANGE_READ,
+                        $crate::store::webhooks::Subject::Receipt {
+                            conversation: conversation_id,
+                            user: user_id.to_owned(),
+                            status: "read".into(),
+                            from,
+                            to: upto,
+                            message: None,
+                        },
+                    );
+                    let hooked = Self::enqueue_webhook(&mut tx, app_id, &receipt, at).await?;
                     tx.commit().await?;
                     self.feed.touched(app_id, touched);
+                    self.webhooks_enqueued(hooked);
                 } else {
                     tx.commit().await?;
                 }
@@ -1046,9 +1087,7 @@ macro_rules! impl_messaging_store {
                     .collect();
                 let event = $crate::store::Event::MessageCreated { message: new.id };
                 let touched = Self::record_for(&mut tx, new.app_id, &audience, &event, new.sent_at).await?;
-                tx.commit().await?;
-                self.feed.touched(new.app_id, touched);
-                Ok(SendMessage::Sent($crate::store::Message {
+                let message = $crate::store::Message {
                     app_id: new.app_id,
                     id: new.id,
                     conversation_id: new.conversation_id,
@@ -1059,7 +1098,18 @@ macro_rules! impl_messaging_store {
                     notification: new.notification.clone(),
                     parts: new.parts.clone(),
                     recipient_status,
-                }))
+                };
+                let hooked = Self::enqueue_webhook(
+                    &mut tx,
+                    new.app_id,
+                    &$crate::store::webhooks::WebhookEvent::message_created(&message),
+                    new.sent_at,
+                )
+                .await?;
+                tx.commit().await?;
+                self.feed.touched(new.app_id, touched);
+                self.webhooks_enqueued(hooked);
+                Ok(SendMessage::Sent(message))
             }
 
             async fn message(
@@ -1146,6 +1196,15 @@ macro_rules! impl_messaging_store {
 
             async fn delete_message(&self, app_id: uuid::Uuid, id: uuid::Uuid) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
+                // Snapshotted before it goes (and only when a webhook may want it).
+                let hooked = Self::hook_message(
+                    &mut tx,
+                    app_id,
+                    id,
+                    $crate::store::webhooks::names::MESSAGE_DELETED,
+                    $crate::store::Timestamp::now(),
+                )
+                .await?;
                 let conversation: Option<uuid::Uuid> =
                     sqlx::query_scalar("delete from messages where app_id = $1 and id = $2 returning conversation_id")
                         .bind(app_id)
@@ -1165,6 +1224,7 @@ macro_rules! impl_messaging_store {
                     Self::record_for(&mut tx, app_id, &participants, &event, $crate::store::Timestamp::now()).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(true)
             }
 
@@ -1212,10 +1272,10 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
                 let mut tx = self.pool.begin().await?;
-                let raised: Option<uuid::Uuid> = sqlx::query_scalar(
+                let raised: Option<(uuid::Uuid, i64)> = sqlx::query_as(
                     "update message_recipients set status = $4, updated_at = $5
                      where app_id = $1 and message_id = $2 and user_id = $3 and status < $4
-                     returning conversation_id",
+                     returning conversation_id, position",
                 )
                 .bind(app_id)
                 .bind(message_id)
@@ -1224,7 +1284,7 @@ macro_rules! impl_messaging_store {
                 .bind(at)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(conversation) = raised else {
+                let Some((conversation, position)) = raised else {
                     // Not raised: is the user a recipient at all?
                     let exists: Option<i16> = sqlx::query_scalar(
                         "select status from message_recipients where app_id = $1 and message_id = $2 and user_id = $3",
@@ -1254,8 +1314,11 @@ macro_rules! impl_messaging_store {
                     ));
                 }
                 let touched = Self::record(&mut tx, app_id, events, at).await?;
+                let hook = $crate::store::webhooks::WebhookEvent::receipt(conversation, user_id, status, position, message_id);
+                let hooked = Self::enqueue_webhook(&mut tx, app_id, &hook, at).await?;
                 tx.commit().await?;
                 self.feed.touched(app_id, touched);
+                self.webhooks_enqueued(hooked);
                 Ok(true)
             }
 
@@ -1293,6 +1356,8 @@ macro_rules! impl_messaging_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 Self::insert_parts(&mut tx, app_id, message_id, next, std::slice::from_ref(part)).await?;
+                let hooks = [($crate::store::webhooks::names::PART_CREATED, part.into())];
+                let hooked = Self::hook_parts(&mut tx, app_id, message_id, false, &hooks, at).await?;
                 let event = $crate::store::Event::MessagePartsChanged {
                     message: message_id,
                     added: vec![part.id],
@@ -1300,6 +1365,7 @@ macro_rules! impl_messaging_store {
                     removed: Vec::new(),
                 };
                 self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
+                self.webhooks_enqueued(hooked);
                 Ok(PartChange::Done)
             }
 
@@ -1335,6 +1401,10 @@ macro_rules! impl_messaging_store {
                 if updated == 0 {
                     return Ok(PartChange::PartNotFound);
                 }
+                let mut changed: $crate::store::webhooks::PartSnapshot = part.into();
+                changed.updated_at = Some(at.millis());
+                let hooks = [($crate::store::webhooks::names::PART_UPDATED, changed)];
+                let hooked = Self::hook_parts(&mut tx, app_id, message_id, false, &hooks, at).await?;
                 let event = $crate::store::Event::MessagePartsChanged {
                     message: message_id,
                     added: Vec::new(),
@@ -1342,6 +1412,7 @@ macro_rules! impl_messaging_store {
                     removed: Vec::new(),
                 };
                 self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
+                self.webhooks_enqueued(hooked);
                 Ok(PartChange::Done)
             }
 
@@ -1359,6 +1430,11 @@ macro_rules! impl_messaging_store {
                 let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
                 };
+                let hooks: Vec<_> = parts
+                    .iter()
+                    .map(|p| ($crate::store::webhooks::names::PART_CREATED, p.into()))
+                    .collect();
+                let hooked = Self::hook_parts(&mut tx, app_id, message_id, true, &hooks, at).await?;
                 let removed: Vec<uuid::Uuid> = sqlx::query_scalar(
                     "delete from message_parts where app_id = $1 and message_id = $2 returning id",
                 )
@@ -1374,6 +1450,7 @@ macro_rules! impl_messaging_store {
                     removed,
                 };
                 self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
+                self.webhooks_enqueued(hooked);
                 Ok(PartChange::Done)
             }
 
@@ -1401,6 +1478,11 @@ macro_rules! impl_messaging_store {
                 if deleted == 0 {
                     return Ok(PartChange::PartNotFound);
                 }
+                let hooks = [(
+                    $crate::store::webhooks::names::PART_DELETED,
+                    $crate::store::webhooks::PartSnapshot::removed(part_id),
+                )];
+                let hooked = Self::hook_parts(&mut tx, app_id, message_id, false, &hooks, at).await?;
                 let event = $crate::store::Event::MessagePartsChanged {
                     message: message_id,
                     added: Vec::new(),
@@ -1408,6 +1490,7 @@ macro_rules! impl_messaging_store {
                     removed: vec![part_id],
                 };
                 self.commit_parts_changed(tx, app_id, conversation, event, at).await?;
+                self.webhooks_enqueued(hooked);
                 Ok(PartChange::Done)
             }
 

@@ -15,6 +15,8 @@ mod sqlite;
 mod timestamp;
 mod users;
 mod users_sql;
+pub mod webhooks;
+mod webhooks_sql;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub use content::{Content, ContentStore};
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, PushToken, UserState, UserStore};
+pub use webhooks::WebhookStore;
 
 use crate::config::Settings;
 
@@ -238,7 +241,15 @@ pub struct Pruned {
 /// channels and per-user state live in the supertraits (one file each).
 #[async_trait]
 pub trait Store:
-    MessagingStore + ChannelStore + ContentStore + UserStore + ChangeLogStore + Send + Sync + 'static
+    MessagingStore
+    + ChannelStore
+    + ContentStore
+    + UserStore
+    + ChangeLogStore
+    + WebhookStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
     /// A round trip to the database (readiness).

@@ -10,6 +10,7 @@ use super::content_sql::impl_content_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
+use super::webhooks_sql::{impl_webhook_events, impl_webhook_store};
 use super::{Backend, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -18,6 +19,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: PgPool,
     feed: std::sync::Arc<super::ChangeFeed>,
+    /// Wakes this process's webhook worker after commits that enqueued deliveries.
+    hooks: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl PgStore {
@@ -32,6 +35,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             feed: super::ChangeFeed::new(),
+            hooks: Default::default(),
         })
     }
 }
@@ -42,3 +46,10 @@ impl_change_log!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);
 impl_user_store!(PgStore);
 impl_content_store!(PgStore, sqlx::Postgres);
+impl_webhook_store!(
+    PgStore,
+    sqlx::Postgres,
+    " for update skip locked",
+    " for update of o skip locked"
+);
+impl_webhook_events!(PgStore, sqlx::Postgres);

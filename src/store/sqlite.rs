@@ -13,6 +13,7 @@ use super::content_sql::impl_content_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
+use super::webhooks_sql::{impl_webhook_events, impl_webhook_store};
 use super::{Backend, StoreResult};
 use crate::config::DatabaseSettings;
 
@@ -21,6 +22,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     feed: std::sync::Arc<super::ChangeFeed>,
+    /// Wakes this process's webhook worker after commits that enqueued deliveries.
+    hooks: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -47,6 +50,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             feed: super::ChangeFeed::new(),
+            hooks: Default::default(),
         })
     }
 }
@@ -57,3 +61,5 @@ impl_change_log!(SqliteStore, sqlx::Sqlite);
 impl_channel_store!(SqliteStore, sqlx::Sqlite);
 impl_user_store!(SqliteStore);
 impl_content_store!(SqliteStore, sqlx::Sqlite);
+impl_webhook_store!(SqliteStore, sqlx::Sqlite, "", "");
+impl_webhook_events!(SqliteStore, sqlx::Sqlite);

@@ -139,11 +139,16 @@ impl TestServer {
 
     /// Another server process on the same database, serving the same app (multi-node tests).
     pub async fn another_node(&self) -> TestServer {
+        self.another_node_with(&[]).await
+    }
+
+    /// `another_node` with extra settings.
+    pub async fn another_node_with(&self, extra: &[(&str, &str)]) -> TestServer {
         let db = TestDb {
             url: self.db.url.clone(),
             dir: tempfile::tempdir().unwrap(),
         };
-        let settings = db.settings(&[]);
+        let settings = db.settings(extra);
         let store = server::prepare(&settings).await.expect("store opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -198,6 +203,16 @@ impl TestServer {
             .await
             .unwrap();
         token
+    }
+
+    /// Kills the server as a crash would: its task is aborted mid-flight, nothing is drained.
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        // Dropped only now: closing it would have started a graceful shutdown.
+        self.shutdown.take();
     }
 
     /// Stops the server gracefully and waits for it.
@@ -308,6 +323,7 @@ pub async fn expect_error(response: reqwest::Response, status: u16, id: &str) ->
         ("authentication_required", 4),
         ("app_suspended", 5),
         ("user_suspended", 6),
+        ("invalid_operation", 9),
         ("invalid_request", 10),
         ("internal_server_error", 100),
         ("access_denied", 101),

@@ -21,4 +21,5 @@ mod pipeline;
 mod proxy;
 mod sessions;
 mod users;
+mod webhooks;
 mod websocket;
