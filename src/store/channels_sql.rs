@@ -134,7 +134,7 @@ macro_rules! impl_channel_store {
                 use $crate::store::CreateChannel;
                 // A clash with a channel that is deleted before we can read it is tried again.
                 for _ in 0..3 {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.begin().await?;
                     let inserted = sqlx::query(
                         "insert into channels (app_id, id, name, metadata, created_by, created_at)
                          values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
@@ -326,7 +326,7 @@ macro_rules! impl_channel_store {
                 metadata: &serde_json::Map<String, serde_json::Value>,
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
                 use $crate::store::Updated;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // The write lock first (a read first could not be upgraded on SQLite under
                 // concurrent writers); then what the new metadata replaces.
                 let bumped = sqlx::query(
@@ -378,7 +378,7 @@ macro_rules! impl_channel_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Deleted> {
                 use $crate::store::Deleted;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let updated = sqlx::query(
                     "update channels set deleted_at = $3
                      where app_id = $1 and id = $2 and deleted_at is null",
@@ -417,7 +417,7 @@ macro_rules! impl_channel_store {
                 max_members: usize,
             ) -> $crate::store::StoreResult<$crate::store::Joined> {
                 use $crate::store::Joined;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 if !Self::lock_live_channel(&mut tx, app_id, channel_id).await? {
                     return Ok(Joined::NotFound);
                 }
@@ -462,7 +462,7 @@ macro_rules! impl_channel_store {
                 user_id: &str,
             ) -> $crate::store::StoreResult<$crate::store::Left> {
                 use $crate::store::Left;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 if !Self::lock_live_channel(&mut tx, app_id, channel_id).await? {
                     return Ok(Left::NotFound);
                 }
@@ -495,7 +495,7 @@ macro_rules! impl_channel_store {
                 new: &$crate::store::NewChannelMessage,
             ) -> $crate::store::StoreResult<$crate::store::SendChannelMessage> {
                 use $crate::store::SendChannelMessage;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let position: Option<i64> = sqlx::query_scalar(
                     "update channels set last_position = last_position + 1
                      where app_id = $1 and id = $2 and deleted_at is null
@@ -617,7 +617,7 @@ macro_rules! impl_channel_store {
                 app_id: uuid::Uuid,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let channel: Option<uuid::Uuid> = sqlx::query_scalar(
                     "delete from channel_messages where app_id = $1 and id = $2 returning channel_id",
                 )

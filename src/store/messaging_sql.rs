@@ -484,7 +484,7 @@ macro_rules! impl_messaging_store {
                 new: &$crate::store::NewConversation,
             ) -> $crate::store::StoreResult<$crate::store::CreateConversation> {
                 use $crate::store::CreateConversation;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let inserted = sqlx::query(
                     "insert into conversations (app_id, id, created_at, distinct_key, metadata)
                      values ($1, $2, $3, $4, $5) on conflict do nothing",
@@ -583,7 +583,7 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Updated> {
                 use $crate::store::{ConversationOp, Event, Updated};
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Writing first (see the top of this file); the revision bump alone leaves
                 // the metadata as it was at `revision`, which the change log diffs against.
                 let previous: Option<sqlx::types::Json<serde_json::Map<String, serde_json::Value>>> =
@@ -717,7 +717,7 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::Deleted> {
                 use $crate::store::Deleted;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let updated = sqlx::query(
                     "update conversations set deleted_at = $3, distinct_key = null
                      where app_id = $1 and id = $2 and deleted_at is null",
@@ -826,7 +826,7 @@ macro_rules! impl_messaging_store {
                 leave: bool,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Leaving changes the participant set: like any such change it costs the
                 // conversation its distinctness.
                 sqlx::query(
@@ -896,7 +896,7 @@ macro_rules! impl_messaging_store {
                 position: Option<i64>,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Writing first (see the top of this file): a concurrent writer (the webhook
                 // worker, another request) must not leave this transaction a stale snapshot.
                 sqlx::query("update conversations set revision = revision where app_id = $1 and id = $2")
@@ -973,7 +973,7 @@ macro_rules! impl_messaging_store {
                 new: &$crate::store::NewMessage,
             ) -> $crate::store::StoreResult<$crate::store::SendMessage> {
                 use $crate::store::{ReceiptStatus, SendMessage};
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let position: Option<i64> = sqlx::query_scalar(
                     "update conversations set last_position = last_position + 1
                      where app_id = $1 and id = $2 and deleted_at is null
@@ -1195,7 +1195,7 @@ macro_rules! impl_messaging_store {
             }
 
             async fn delete_message(&self, app_id: uuid::Uuid, id: uuid::Uuid) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Snapshotted before it goes (and only when a webhook may want it).
                 let hooked = Self::hook_message(
                     &mut tx,
@@ -1237,7 +1237,7 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<()> {
                 // Users added after the message was sent have no receipt row yet: one is made,
                 // marked read so that it never counts as unread.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let conversation: Option<uuid::Uuid> = sqlx::query_scalar(
                     "insert into message_recipients
                         (app_id, message_id, conversation_id, position, user_id, status, hidden, updated_at)
@@ -1271,7 +1271,7 @@ macro_rules! impl_messaging_store {
                 status: $crate::store::ReceiptStatus,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let raised: Option<(uuid::Uuid, i64)> = sqlx::query_as(
                     "update message_recipients set status = $4, updated_at = $5
                      where app_id = $1 and message_id = $2 and user_id = $3 and status < $4
@@ -1330,7 +1330,7 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
                 let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // (commits only with the part; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
                 let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
@@ -1377,7 +1377,7 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
                 let at = part.updated_at.unwrap_or_else($crate::store::Timestamp::now);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // (commits only with the update; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, std::slice::from_ref(part), at).await?;
                 let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
@@ -1424,7 +1424,7 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // (commits only with the new parts; every early return rolls it back)
                 Self::reference_contents(&mut tx, app_id, message_id, parts, at).await?;
                 let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
@@ -1462,7 +1462,7 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<$crate::store::PartChange> {
                 use $crate::store::PartChange;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let Some(conversation) = Self::touch_message(&mut tx, app_id, message_id, at).await? else {
                     return Ok(PartChange::MessageNotFound);
                 };
@@ -1498,7 +1498,7 @@ macro_rules! impl_messaging_store {
                 &self,
                 announcement: &$crate::store::Announcement,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let (user, name) = sender_columns(&announcement.sender);
                 let parts: Vec<StoredPart> = announcement.parts.iter().map(StoredPart::from_part).collect();
                 let inserted = sqlx::query(
@@ -1622,7 +1622,7 @@ macro_rules! impl_messaging_store {
                 id: uuid::Uuid,
                 status: $crate::store::ReceiptStatus,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let raised = sqlx::query(
                     "update announcement_recipients set status = $4
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden
@@ -1655,7 +1655,7 @@ macro_rules! impl_messaging_store {
                 user_id: &str,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let hidden = sqlx::query(
                     "update announcement_recipients set hidden = true
                      where app_id = $1 and announcement_id = $2 and user_id = $3 and not hidden",

@@ -38,6 +38,11 @@ impl PgStore {
             hooks: Default::default(),
         })
     }
+
+    /// A transaction for a write (Postgres: a plain `BEGIN`; see `SqliteStore::begin`).
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
 }
 
 impl_sql_store!(PgStore, Backend::Postgres);

@@ -334,7 +334,7 @@ macro_rules! impl_sql_store {
                         updated_at = excluded.updated_at
                      returning created_at"
                 ));
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let old: Option<$crate::store::Identity> = sqlx::query_as(concat!(
                     "select ", $crate::store::sql::identity_columns!(), " from identities where app_id = $1 and user_id = $2"
                 ))
@@ -376,7 +376,7 @@ macro_rules! impl_sql_store {
                 app_id: uuid::Uuid,
                 user_id: &str,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let deleted = sqlx::query("delete from identities where app_id = $1 and user_id = $2")
                     .bind(app_id)
                     .bind(user_id)

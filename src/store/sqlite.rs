@@ -53,6 +53,15 @@ impl SqliteStore {
             hooks: Default::default(),
         })
     }
+
+    /// A transaction for a write: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting
+    /// up to `sqlite_busy_timeout_ms` for it). A deferred `BEGIN` that reads before it writes
+    /// holds a WAL snapshot, and its first write fails at once with `SQLITE_BUSY` (no busy wait)
+    /// when another connection committed in between; taking the lock first serialises the
+    /// writers instead of failing one of them.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);

@@ -56,7 +56,7 @@ macro_rules! impl_user_store {
                 suspended: bool,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 sqlx::query(
                     "insert into users (app_id, user_id, suspended, created_at) values ($1, $2, $3, $4)
                      on conflict (app_id, user_id) do update set suspended = excluded.suspended",
@@ -199,7 +199,7 @@ macro_rules! impl_user_store {
                         .await?;
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Write first: on SQLite the transaction then holds the write lock before it reads
                 // (a read that later writes can fail at once when another writer came between).
                 for user in blocked {
@@ -254,7 +254,7 @@ macro_rules! impl_user_store {
                 remove: &[String],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 for user in remove {
                     sqlx::query($crate::store::users_sql::UNBLOCK)
                         .bind(app_id)
@@ -316,7 +316,7 @@ macro_rules! impl_user_store {
                 followed: &[String],
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 for user in followed {
                     // Following again keeps the original place in the list; following after an
                     // unfollow starts a new one.
@@ -356,7 +356,7 @@ macro_rules! impl_user_store {
                 followed: &str,
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 sqlx::query(
                     "insert into follows
                         (app_id, follower_user_id, followed_user_id, following, created_at)
@@ -460,7 +460,7 @@ macro_rules! impl_user_store {
                 token: &$crate::store::PushToken,
                 keep: u32,
             ) -> $crate::store::StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Write first (SQLite then holds the write lock before it reads the sequence).
                 sqlx::query(
                     "delete from push_tokens

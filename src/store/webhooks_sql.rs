@@ -181,7 +181,7 @@ macro_rules! impl_webhook_store {
                 new: &$crate::store::webhooks::NewWebhook,
                 max: u32,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Taking the app row's lock first serializes registrations of one app, so the
                 // limit holds under concurrent requests.
                 sqlx::query("update apps set name = name where id = $1")
@@ -272,7 +272,7 @@ macro_rules! impl_webhook_store {
                 id: uuid::Uuid,
                 reason: &str,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let updated = sqlx::query(
                     "update webhooks set status = 'inactive', status_reason = $3,
                         verify_due_at = null, verify_lease_until = null
@@ -297,7 +297,7 @@ macro_rules! impl_webhook_store {
                 app_id: uuid::Uuid,
                 id: uuid::Uuid,
             ) -> $crate::store::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 sqlx::query(
                     "delete from webhook_outbox where webhook_id in
                         (select id from webhooks where app_id = $1 and id = $2)",
@@ -360,7 +360,7 @@ macro_rules! impl_webhook_store {
                 reason: &str,
             ) -> $crate::store::StoreResult<()> {
                 let (status, reason) = if verified { ("active", None) } else { ("inactive", Some(reason)) };
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 let updated = sqlx::query(
                     "update webhooks set status = $3, status_reason = $4,
                         verify_due_at = null, verify_lease_until = null
@@ -451,7 +451,7 @@ macro_rules! impl_webhook_store {
             ) -> $crate::store::StoreResult<()> {
                 use $crate::store::webhooks::Outcome;
                 use $crate::store::webhooks_sql::clip;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin().await?;
                 // Only while this claim's lease is held: a node that lost it (too slow) must not
                 // undo what the new holder did.
                 let held = match outcome {

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{json as body_json, TestServer};
+use crate::common::{json as body_json, uuid_of, TestServer};
 
 #[tokio::test]
 async fn create_get_replace_round_trip_per_version() {
@@ -118,4 +118,50 @@ async fn validation_errors_name_the_property() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Writes that read before they write (an identity PUT reads the old identity to know what
+/// changed) race message sends into a conversation of the same users, which write the same
+/// change streams. None may fail: on SQLite a deferred transaction's first write would fail
+/// with `SQLITE_BUSY` once another connection committed after its read, so the store takes
+/// the write lock up front.
+#[tokio::test]
+async fn concurrent_read_then_write_transactions_all_succeed() {
+    let server = TestServer::start().await;
+    let users: Vec<String> = (0..4).map(|i| format!("racer-{i}")).collect();
+    for user in &users {
+        server.create_identity(user, "start").await;
+    }
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let conversation = server.conversation_of(&names).await;
+    let conversation_path = format!("/conversations/{}/messages", uuid_of(&conversation));
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..10 {
+        for user in &users {
+            let request = server
+                .platform(Method::PUT, &format!("/users/{user}/identity"))
+                .json(&json!({"display_name": format!("{user} {round}")}));
+            calls.spawn(async move { ("identity PUT", request.send().await.unwrap().status()) });
+        }
+        let request = server
+            .platform(Method::POST, &conversation_path)
+            .json(&json!({
+                "sender": {"user_id": names[round % names.len()]},
+                "parts": [{"body": format!("m{round}"), "mime_type": "text/plain"}],
+            }));
+        calls.spawn(async move { ("message POST", request.send().await.unwrap().status()) });
+    }
+    while let Some(done) = calls.join_next().await {
+        let (what, status) = done.unwrap();
+        assert!(status.is_success(), "{what}: {status}");
+    }
+    let listed = body_json(
+        server
+            .platform(Method::GET, &conversation_path)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(10), "{listed}");
 }
