@@ -768,6 +768,37 @@ async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
         assert_eq!(packet["body"]["data"][1]["value"], "TWO");
     }
 
+    // A base64 body: the XDK only rebuilds such a part from a whole one, so a MessagePart
+    // create carrying it.
+    let response = server
+        .platform(
+            Method::PUT,
+            &format!("/conversations/{conversation}/messages/{m}/parts/{part_id}"),
+        )
+        .json(&json!({"mime_type": "image/png", "body": "aGVsbG8=", "encoding": "base64"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // As the Client API renders it.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::GET,
+        &format!("/messages/{m}/parts/{part_id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let part = json(response).await;
+    for ws in [&mut bob3, &mut alice3] {
+        ws.change("update", "Message").await;
+        let packet = ws.change("create", "MessagePart").await;
+        assert_eq!(packet["body"]["object"]["id"], part_uri.as_str());
+        assert_eq!(packet["body"]["data"], part);
+        assert_eq!(packet["body"]["data"]["encoding"], "base64");
+    }
+
     // Deleting a part removes it by id.
     let response = as_user(
         &server,
@@ -844,8 +875,9 @@ async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
             "create Conversation",
             "create Message",
             "update Conversation",
-            // The part added, then updated, then deleted: only the message's updated_at for
-            // the update, then the removal; then the replacement.
+            // The part added, then updated twice, then deleted: only the message's updated_at
+            // for each update, then the removal; then the replacement.
+            "update Message",
             "update Message",
             "update Message",
             "update Message"
