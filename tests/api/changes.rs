@@ -1185,3 +1185,63 @@ async fn replay_starts_a_margin_early_for_changes_that_committed_late() {
         );
     }
 }
+
+#[tokio::test]
+async fn packets_written_during_a_replay_are_stamped_no_later_than_the_changes_still_to_come() {
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", "0")]).await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let from = Timestamp::now().minus(Duration::from_secs(1)).to_iso();
+    for n in 0..60 {
+        server.send_text(&conversation, &format!("m{n}")).await;
+    }
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    // bob replays a backlog; once it flows, alice's typing signals reach his socket.
+    bob.send(
+        json!({"type": "request", "body": {"method": "Event.replay", "request_id": "r1",
+        "data": {"from_timestamp": from}}}),
+    )
+    .await;
+    let first = bob.packet().await;
+    assert_eq!(first["body"]["object"]["type"], "Conversation", "{first}");
+    let signal = json!({"type": "signal", "body": {"type": "typing_indicator",
+        "object": {"id": format!("layer:///conversations/{conversation}")},
+        "data": {"action": "started"}}});
+    for _ in 0..20 {
+        alice.send(signal.clone()).await;
+    }
+    let (mut changes, mut signals) = (1, 0);
+    // The latest timestamp of a signal so far: no change after it may be stamped earlier (a
+    // client whose socket dropped then would replay from that signal and miss the change).
+    let mut latest_signal: Option<Timestamp> = None;
+    loop {
+        let packet = bob.packet().await;
+        let at = Timestamp::parse_iso(packet["timestamp"].as_str().unwrap()).unwrap();
+        match packet["type"].as_str().unwrap() {
+            "signal" => {
+                signals += 1;
+                latest_signal = latest_signal.max(Some(at));
+            }
+            "change" => {
+                changes += 1;
+                if let Some(signal) = latest_signal {
+                    assert!(
+                        signal <= at,
+                        "a change stamped {at:?} after a signal stamped {signal:?}"
+                    );
+                }
+            }
+            _ => {
+                assert_eq!(packet["body"]["request_id"], "r1", "{packet}");
+                break;
+            }
+        }
+    }
+    // The conversation, then each message and its conversation refresh.
+    assert_eq!(changes, 1 + 60 * 2);
+    while signals < 20 {
+        assert_eq!(bob.packet().await["type"], "signal");
+        signals += 1;
+    }
+    bob.nothing_pending().await;
+}
