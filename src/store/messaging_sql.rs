@@ -876,6 +876,19 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
                 let mut tx = self.pool.begin().await?;
+                // Writing first (see the top of this file): a transaction that reads first
+                // cannot take SQLite's write lock while another writer holds it (SQLITE_BUSY at
+                // once, not after the busy timeout). On Postgres this locks only the reader's
+                // membership row.
+                sqlx::query(
+                    "update conversation_members set user_id = user_id
+                     where app_id = $1 and conversation_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
                 let last: Option<i64> = sqlx::query_scalar(
                     "select c.last_position from conversations c
                      join conversation_members cm on cm.app_id = c.app_id and cm.conversation_id = c.id

@@ -1245,3 +1245,43 @@ async fn packets_written_during_a_replay_are_stamped_no_later_than_the_changes_s
     }
     bob.nothing_pending().await;
 }
+
+#[tokio::test]
+async fn mark_all_read_succeeds_alongside_concurrent_writes() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    send_as(&server, &alice, &conversation, "first").await;
+    // bob marks all read while alice keeps sending: every request succeeds (on SQLite a
+    // transaction that read before writing failed at once with "database is locked").
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let (token, path, body) = if n % 2 == 0 {
+            (
+                bob.clone(),
+                format!("/conversations/{conversation}/mark_all_read"),
+                json!({"position": null}),
+            )
+        } else {
+            (
+                alice.clone(),
+                format!("/conversations/{conversation}/messages"),
+                json!({"parts": [{"mime_type": "text/plain", "body": format!("m{n}")}]}),
+            )
+        };
+        set.spawn(
+            as_user(&server, &token, Method::POST, &path)
+                .json(&body)
+                .send(),
+        );
+    }
+    while let Some(done) = set.join_next().await {
+        let response = done.unwrap().unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+}
