@@ -69,8 +69,8 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
             biased;
             _ = ends.close.changed() => break *ends.close.borrow(),
             out = ends.queue.recv() => {
-                let Some(out) = out else { break None };
-                let frame = frame(out, counter, socket.version, socket.stamp());
+                let Some((out, queued_at)) = out else { break None };
+                let frame = frame(out, counter, socket.version, queued_at);
                 counter += 1;
                 // A peer that does not read blocks this write; a close request must still win.
                 tokio::select! {
@@ -117,7 +117,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, opened: Opened) {
 }
 
 /// Stamps the next counter and the time onto a queued packet: a change its own time, anything
-/// else `now`.
+/// else the time it was queued at (`Socket::push`).
 fn frame(out: Outbound, counter: u64, version: ApiVersion, now: Timestamp) -> String {
     match out {
         Outbound::Packet { kind, body } => packet::envelope_at(kind, counter, &body, now),

@@ -148,6 +148,10 @@ impl Delivery {
 
     /// `Event.replay`: every change at or after `from`, in order, then whatever is new.
     async fn replay(&mut self, from: Timestamp) -> ApiResult<()> {
+        // Everything from `from` on is undelivered again until it is queued.
+        self.socket
+            .undelivered_since
+            .store(from.millis(), Ordering::Relaxed);
         let start = self
             .state
             .store

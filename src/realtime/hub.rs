@@ -61,22 +61,25 @@ pub struct Socket {
     /// SHA-256 of the session token that opened it.
     pub session: String,
     pub version: ApiVersion,
-    queue: mpsc::Sender<Outbound>,
+    /// Packets with the time they were queued at (what a packet other than a change is stamped
+    /// with).
+    queue: mpsc::Sender<(Outbound, Timestamp)>,
     close: watch::Sender<Option<Close>>,
     /// Poked when the user's change log may have grown (the delivery task reads it).
     pub wake: Notify,
     /// Set by `Presence.subscribe`: the socket hears presence changes of whom its user follows.
     pub presence_subscribed: AtomicBool,
     /// While the delivery task is behind its user's log: the time (ms) of the oldest change it
-    /// has not queued yet (`i64::MAX` when caught up). Packets stamped "now" are stamped no
-    /// later than this, so a client replaying from its last timestamp gets that change.
+    /// has not queued yet (`i64::MAX` when caught up). Packets queued meanwhile are stamped no
+    /// later than this, so a client replaying from its last timestamp gets that change (and
+    /// every change queued after it, whose times are no earlier).
     pub undelivered_since: AtomicI64,
 }
 
 impl Socket {
-    /// The timestamp for a packet written now that is not a change: now, or earlier while
+    /// The timestamp for a packet queued now that is not a change: now, or earlier while
     /// changes wait to be queued (see `undelivered_since`).
-    pub fn stamp(&self) -> Timestamp {
+    fn stamp(&self) -> Timestamp {
         let now = Timestamp::now();
         match self.undelivered_since.load(Ordering::Relaxed) {
             i64::MAX => now,
@@ -89,7 +92,7 @@ impl Socket {
     /// Queues a packet. A full queue closes the socket (`Close::OVERFLOW`): a consumer that slow
     /// gets a fresh start rather than unbounded memory.
     pub fn push(&self, packet: Outbound) -> bool {
-        match self.queue.try_send(packet) {
+        match self.queue.try_send((packet, self.stamp())) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.close(Close::OVERFLOW);
@@ -107,7 +110,7 @@ impl Socket {
         match self.queue.reserve_many(wanted).await {
             Ok(mut permits) => match permits.next() {
                 Some(permit) => {
-                    permit.send(packet);
+                    permit.send((packet, self.stamp()));
                     true
                 }
                 None => false,
@@ -131,7 +134,7 @@ impl Socket {
 
 /// The ends the connection task keeps.
 pub struct SocketEnds {
-    pub queue: mpsc::Receiver<Outbound>,
+    pub queue: mpsc::Receiver<(Outbound, Timestamp)>,
     pub close: watch::Receiver<Option<Close>>,
 }
 

@@ -1,7 +1,7 @@
 //! The SQL of `MessagingStore`, one body for both backends (see `sql.rs`). Writes that read
 //! first start with an `update` of the conversation or message row: it takes the row lock on
-//! Postgres and the write lock on SQLite before anything is read, so concurrent writers
-//! serialize instead of failing on a stale snapshot.
+//! Postgres before anything is read, so concurrent writers serialize. (On SQLite every write
+//! transaction begins IMMEDIATE, holding the database's write lock from the start.)
 
 macro_rules! impl_messaging_store {
     ($store:ty, $db:ty) => {
@@ -897,13 +897,17 @@ macro_rules! impl_messaging_store {
                 at: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<Option<i64>> {
                 let mut tx = self.begin().await?;
-                // Writing first (see the top of this file): a concurrent writer (the webhook
-                // worker, another request) must not leave this transaction a stale snapshot.
-                sqlx::query("update conversations set revision = revision where app_id = $1 and id = $2")
-                    .bind(app_id)
-                    .bind(conversation_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // Writing first (see the top of this file). On Postgres this locks only the
+                // reader's membership row, so sends into the conversation are not held up.
+                sqlx::query(
+                    "update conversation_members set user_id = user_id
+                     where app_id = $1 and conversation_id = $2 and user_id = $3",
+                )
+                .bind(app_id)
+                .bind(conversation_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
                 let last: Option<i64> = sqlx::query_scalar(
                     "select c.last_position from conversations c
                      join conversation_members cm on cm.app_id = c.app_id and cm.conversation_id = c.id

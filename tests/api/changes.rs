@@ -768,6 +768,37 @@ async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
         assert_eq!(packet["body"]["data"][1]["value"], "TWO");
     }
 
+    // A base64 body: the XDK only rebuilds such a part from a whole one, so a MessagePart
+    // create carrying it.
+    let response = server
+        .platform(
+            Method::PUT,
+            &format!("/conversations/{conversation}/messages/{m}/parts/{part_id}"),
+        )
+        .json(&json!({"mime_type": "image/png", "body": "aGVsbG8=", "encoding": "base64"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // As the Client API renders it.
+    let response = as_user(
+        &server,
+        &alice,
+        Method::GET,
+        &format!("/messages/{m}/parts/{part_id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let part = json(response).await;
+    for ws in [&mut bob3, &mut alice3] {
+        ws.change("update", "Message").await;
+        let packet = ws.change("create", "MessagePart").await;
+        assert_eq!(packet["body"]["object"]["id"], part_uri.as_str());
+        assert_eq!(packet["body"]["data"], part);
+        assert_eq!(packet["body"]["data"]["encoding"], "base64");
+    }
+
     // Deleting a part removes it by id.
     let response = as_user(
         &server,
@@ -844,8 +875,9 @@ async fn part_edits_reach_3_0_sockets_as_parts_ops_and_part_updates() {
             "create Conversation",
             "create Message",
             "update Conversation",
-            // The part added, then updated, then deleted: only the message's updated_at for
-            // the update, then the removal; then the replacement.
+            // The part added, then updated twice, then deleted: only the message's updated_at
+            // for each update, then the removal; then the replacement.
+            "update Message",
             "update Message",
             "update Message",
             "update Message"
@@ -1150,6 +1182,106 @@ async fn replay_starts_a_margin_early_for_changes_that_committed_late() {
             replayed(&server, &bob, &seen.to_iso()).await,
             expected,
             "margin {margin}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn packets_written_during_a_replay_are_stamped_no_later_than_the_changes_still_to_come() {
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", "0")]).await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let from = Timestamp::now().minus(Duration::from_secs(1)).to_iso();
+    for n in 0..60 {
+        server.send_text(&conversation, &format!("m{n}")).await;
+    }
+    let mut alice = open(&server, &server.session_for("alice").await, "layer-3.0").await;
+    let mut bob = open(&server, &server.session_for("bob").await, "layer-3.0").await;
+    // bob replays a backlog; once it flows, alice's typing signals reach his socket.
+    bob.send(
+        json!({"type": "request", "body": {"method": "Event.replay", "request_id": "r1",
+        "data": {"from_timestamp": from}}}),
+    )
+    .await;
+    let first = bob.packet().await;
+    assert_eq!(first["body"]["object"]["type"], "Conversation", "{first}");
+    let signal = json!({"type": "signal", "body": {"type": "typing_indicator",
+        "object": {"id": format!("layer:///conversations/{conversation}")},
+        "data": {"action": "started"}}});
+    for _ in 0..20 {
+        alice.send(signal.clone()).await;
+    }
+    let (mut changes, mut signals) = (1, 0);
+    // The latest timestamp of a signal so far: no change after it may be stamped earlier (a
+    // client whose socket dropped then would replay from that signal and miss the change).
+    let mut latest_signal: Option<Timestamp> = None;
+    loop {
+        let packet = bob.packet().await;
+        let at = Timestamp::parse_iso(packet["timestamp"].as_str().unwrap()).unwrap();
+        match packet["type"].as_str().unwrap() {
+            "signal" => {
+                signals += 1;
+                latest_signal = latest_signal.max(Some(at));
+            }
+            "change" => {
+                changes += 1;
+                if let Some(signal) = latest_signal {
+                    assert!(
+                        signal <= at,
+                        "a change stamped {at:?} after a signal stamped {signal:?}"
+                    );
+                }
+            }
+            _ => {
+                assert_eq!(packet["body"]["request_id"], "r1", "{packet}");
+                break;
+            }
+        }
+    }
+    // The conversation, then each message and its conversation refresh.
+    assert_eq!(changes, 1 + 60 * 2);
+    while signals < 20 {
+        assert_eq!(bob.packet().await["type"], "signal");
+        signals += 1;
+    }
+    bob.nothing_pending().await;
+}
+
+#[tokio::test]
+async fn mark_all_read_succeeds_alongside_concurrent_writes() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob"]).await;
+    let alice = server.session_for("alice").await;
+    let bob = server.session_for("bob").await;
+    send_as(&server, &alice, &conversation, "first").await;
+    // bob marks all read while alice keeps sending: every request succeeds (on SQLite a
+    // transaction that read before writing failed at once with "database is locked").
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let (token, path, body) = if n % 2 == 0 {
+            (
+                bob.clone(),
+                format!("/conversations/{conversation}/mark_all_read"),
+                json!({"position": null}),
+            )
+        } else {
+            (
+                alice.clone(),
+                format!("/conversations/{conversation}/messages"),
+                json!({"parts": [{"mime_type": "text/plain", "body": format!("m{n}")}]}),
+            )
+        };
+        set.spawn(
+            as_user(&server, &token, Method::POST, &path)
+                .json(&body)
+                .send(),
+        );
+    }
+    while let Some(done) = set.join_next().await {
+        let response = done.unwrap().unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
         );
     }
 }
