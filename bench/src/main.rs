@@ -139,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
     let database_url = args
         .database_url
         .clone()
+        .filter(|u| !u.is_empty())
         .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("layer.db").display()));
     let backend = if database_url.starts_with("postgres") {
         "postgres"
