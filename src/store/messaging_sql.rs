@@ -361,15 +361,7 @@ macro_rules! impl_messaging_store {
                 let Some(membership) = Self::load_membership(conn, app_id, id, user_id).await? else {
                     return Ok(None);
                 };
-                // Hidden until a message it may see arrives: none ever does for a member who
-                // left (or was removed) at or before the point they deleted it.
-                let last_visible = conversation
-                    .last_position
-                    .min(membership.left_position.unwrap_or(i64::MAX));
-                if membership
-                    .hidden_position
-                    .is_some_and(|hidden| last_visible <= hidden)
-                {
+                if $crate::store::messaging_sql::hidden_for(&membership, conversation.last_position) {
                     return Ok(None);
                 }
                 let (low, high) = visible_range(&membership);
@@ -738,6 +730,35 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::UserConversation>> {
                 let mut conn = self.pool.acquire().await?;
                 Self::load_user_conversation(&mut conn, app_id, user_id, id).await
+            }
+
+            async fn visible_membership(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Membership>> {
+                let row: Option<(bool, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+                    "select m.is_participant, m.left_position, m.hidden_position, c.last_position
+                     from conversations c
+                     join conversation_members m
+                       on m.app_id = c.app_id and m.conversation_id = c.id and m.user_id = $3
+                     where c.app_id = $1 and c.id = $2 and c.deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(is_participant, left_position, hidden_position, last_position)| {
+                    let membership = $crate::store::Membership {
+                        is_participant,
+                        left_position,
+                        hidden_position,
+                    };
+                    (!$crate::store::messaging_sql::hidden_for(&membership, last_position))
+                        .then_some(membership)
+                }))
             }
 
             async fn user_conversations(
@@ -1567,6 +1588,16 @@ macro_rules! impl_messaging_store {
 pub(crate) use impl_messaging_store;
 
 /// The positions a member sees: `(low, high]`.
+/// A conversation a member deleted for themself (`my_devices`) stays hidden until a message
+/// they may see arrives: none ever does for a member who left (or was removed) at or before
+/// the point they deleted it.
+pub(crate) fn hidden_for(membership: &super::Membership, last_position: i64) -> bool {
+    let last_visible = last_position.min(membership.left_position.unwrap_or(i64::MAX));
+    membership
+        .hidden_position
+        .is_some_and(|hidden| last_visible <= hidden)
+}
+
 pub(crate) fn visible_range(membership: &super::Membership) -> (i64, i64) {
     (
         membership.hidden_position.unwrap_or(i64::MIN),
