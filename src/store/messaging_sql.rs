@@ -365,15 +365,22 @@ macro_rules! impl_messaging_store {
                     return Ok(None);
                 }
                 let (low, high) = visible_range(&membership);
+                // Total: the messages in range minus those deleted for the user; unread: the
+                // user's receipts in range not read yet. Each count is one index range scan
+                // (messages_position, message_recipients_user); a join of every message to its
+                // receipt costs one index probe per message of the conversation's history.
                 let (total, unread): (i64, i64) = sqlx::query_as(
-                    "select count(*),
-                            coalesce(sum(case when r.status < 2 and r.user_id is not null then 1 else 0 end), 0)
-                     from messages m
-                     left join message_recipients r on r.app_id = m.app_id and r.message_id = m.id
-                        and r.user_id = $3
-                     where m.app_id = $1 and m.conversation_id = $2
-                       and m.position > $4 and m.position <= $5
-                       and (r.hidden is null or not r.hidden)",
+                    "select
+                        (select count(*) from messages m
+                         where m.app_id = $1 and m.conversation_id = $2
+                           and m.position > $4 and m.position <= $5)
+                        - (select count(*) from message_recipients r
+                           where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
+                             and r.position > $4 and r.position <= $5 and r.hidden),
+                        (select count(*) from message_recipients r
+                         where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
+                           and r.position > $4 and r.position <= $5
+                           and r.status < 2 and not r.hidden)",
                 )
                 .bind(app_id)
                 .bind(id)
