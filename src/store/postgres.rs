@@ -36,6 +36,13 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// A read-then-write transaction (row locks and `on conflict` keep it correct).
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
 impl_sql_store!(PgStore, Backend::Postgres);
 impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_change_log!(PgStore, sqlx::Postgres);

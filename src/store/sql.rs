@@ -334,7 +334,8 @@ macro_rules! impl_sql_store {
                         updated_at = excluded.updated_at
                      returning created_at"
                 ));
-                let mut tx = self.pool.begin().await?;
+                // Reads the old identity, then writes: concurrent logins must not fail.
+                let mut tx = self.begin_write().await?;
                 let old: Option<$crate::store::Identity> = sqlx::query_as(concat!(
                     "select ", $crate::store::sql::identity_columns!(), " from identities where app_id = $1 and user_id = $2"
                 ))

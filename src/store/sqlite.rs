@@ -51,6 +51,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction that holds the write lock from its start. One begun deferred that reads
+    /// and then writes fails at once with SQLITE_BUSY_SNAPSHOT (the busy timeout does not
+    /// apply) when another connection commits between its read and its write.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("begin immediate").await?)
+    }
+}
+
 impl_sql_store!(SqliteStore, Backend::Sqlite);
 impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 impl_change_log!(SqliteStore, sqlx::Sqlite);
