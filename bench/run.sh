@@ -28,8 +28,8 @@ PORT=${BENCH_PORT:-18080}
 URL=http://127.0.0.1:${PORT}
 mkdir -p "$OUT"
 
-cargo build --release --locked -p layer-server -p layer-bench
-SERVER=target/release/layer-server
+[[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release --locked -p layer-server -p layer-bench
+SERVER=${BENCH_SERVER:-target/release/layer-server}
 BENCH=target/release/layer-bench
 
 server_pid=
@@ -41,7 +41,7 @@ cleanup() {
         server_pid=
     fi
     if [[ -n $database ]]; then
-        psql -q "$PG_ADMIN" -c "drop database if exists $database" || true
+        psql -q "$PG_ADMIN" -c "drop database if exists $database with (force)" || true
         database=
     fi
 }

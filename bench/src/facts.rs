@@ -101,6 +101,26 @@ pub async fn database_version(url: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Postgres with autovacuum off (as on some test hosts) never gathers planner statistics, so
+/// prepared statements keep the generic plans of empty tables (e.g. every identity of the app
+/// scanned to find three). A production database has autovacuum on; to measure that, this runs
+/// `analyze` when autovacuum is off. Returns whether autovacuum is on (`None` on SQLite).
+pub async fn analyze_if_no_autovacuum(url: &str) -> anyhow::Result<Option<bool>> {
+    use sqlx::Connection;
+    if !url.starts_with("postgres") {
+        return Ok(None);
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let autovacuum: String = sqlx::query_scalar("show autovacuum")
+        .fetch_one(&mut conn)
+        .await?;
+    let on = autovacuum == "on";
+    if !on {
+        sqlx::query("analyze").execute(&mut conn).await?;
+    }
+    Ok(Some(on))
+}
+
 /// The machine facts of the report.
 pub fn machine(backend: &str, database: &str, commit: Option<String>) -> Value {
     json!({

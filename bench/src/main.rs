@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let mut sockets: Vec<Option<Arc<Socket>>> = vec![None; world.users.len()];
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut next = 0u64;
+    let mut autovacuum = None;
     let measure = Duration::from_secs(args.duration);
     let warmup = Duration::from_secs(args.warmup);
     for scenario in &args.scenarios {
@@ -199,6 +200,8 @@ async fn main() -> anyhow::Result<()> {
             args.warmup,
             args.duration
         );
+        // Planner statistics as autovacuum would keep them (see analyze_if_no_autovacuum).
+        autovacuum = facts::analyze_if_no_autovacuum(&database_url).await?;
         let run = |duration: Duration, first: u64| {
             run_scenario(
                 *scenario,
@@ -244,6 +247,8 @@ async fn main() -> anyhow::Result<()> {
         "machine": machine,
         "config": config,
         "server_pid": server_pid,
+        // false: the tool ran `analyze` before each scenario (autovacuum off on this host).
+        "postgres_autovacuum": autovacuum,
         "server_rss_mb_at_end": server_pid.and_then(facts::rss_mb),
         "scenarios": outcomes.iter().map(|o| o.to_json(baseline)).collect::<Vec<_>>(),
     });
