@@ -20,9 +20,12 @@ ENV SQLX_OFFLINE=true \
 
 # 1) Dependencies only: build the lock file's crates against dummy sources so
 #    this (slow) layer is reused until Cargo.toml / Cargo.lock change.
+#    The workspace's load tool (bench/) stays a dummy: the image does not ship it.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
+COPY bench/Cargo.toml ./bench/
+RUN mkdir -p src bench/src \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > bench/src/main.rs \
     && : > src/lib.rs \
     && cargo build --release --locked --bin layer-server \
     && rm -rf src

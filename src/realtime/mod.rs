@@ -46,6 +46,9 @@ use crate::version::ApiVersion;
 
 pub use hub::{Fanout, Hub, Notice};
 
+/// Read and write buffer of each socket.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
 /// The WebSocket side of the application state.
 #[derive(Clone)]
 pub struct Realtime {
@@ -192,6 +195,11 @@ async fn upgrade(
     };
     let limits = &state.settings.websocket;
     ws.protocols([protocol])
+        // tungstenite's defaults (128 KiB each) end up resident over a socket's life: 1,000
+        // sockets held 168 MiB with them, 48 MiB with these. Packets are small; larger ones
+        // still fit (the buffers grow up to max_message_bytes).
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| {

@@ -154,10 +154,11 @@ pub async fn send(
             return Err(suspended());
         }
         if as_participant {
-            let view =
-                super::conversations::user_conversation(store, app_id, user, conversation_id)
-                    .await?;
-            if !view.membership.is_participant {
+            let membership = store
+                .visible_membership(app_id, user, conversation_id)
+                .await?
+                .ok_or_else(super::conversations::not_found)?;
+            if !membership.is_participant {
                 return Err(super::access_denied(
                     "You are no longer a participant in the specified Conversation.",
                 ));
@@ -212,15 +213,14 @@ pub async fn user_message(
         .message(app_id, id)
         .await?
         .ok_or_else(message_not_found)?;
-    let view = store
-        .user_conversation(app_id, user, message.conversation_id)
+    let membership = store
+        .visible_membership(app_id, user, message.conversation_id)
         .await?
         .ok_or_else(message_not_found)?;
-    if !view.membership.sees(message.position) || store.message_hidden_for(app_id, id, user).await?
-    {
+    if !membership.sees(message.position) || store.message_hidden_for(app_id, id, user).await? {
         return Err(message_not_found());
     }
-    Ok((message, view.membership))
+    Ok((message, membership))
 }
 
 /// A message of this conversation (system view).

@@ -275,6 +275,14 @@ pub trait MessagingStore: Send + Sync {
         user_id: &str,
         id: Uuid,
     ) -> StoreResult<Option<UserConversation>>;
+    /// The user's membership of a conversation they see: `Some` exactly when `user_conversation`
+    /// is, in one query (sends and message reads need no counts or last message).
+    async fn visible_membership(
+        &self,
+        app_id: Uuid,
+        user_id: &str,
+        id: Uuid,
+    ) -> StoreResult<Option<Membership>>;
     /// The conversations a user is or was a member of (minus those deleted for them), newest first.
     async fn user_conversations(
         &self,

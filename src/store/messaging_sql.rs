@@ -378,27 +378,26 @@ macro_rules! impl_messaging_store {
                 let Some(membership) = Self::load_membership(conn, app_id, id, user_id).await? else {
                     return Ok(None);
                 };
-                // Hidden until a message it may see arrives: none ever does for a member who
-                // left (or was removed) at or before the point they deleted it.
-                let last_visible = conversation
-                    .last_position
-                    .min(membership.left_position.unwrap_or(i64::MAX));
-                if membership
-                    .hidden_position
-                    .is_some_and(|hidden| last_visible <= hidden)
-                {
+                if $crate::store::messaging_sql::hidden_for(&membership, conversation.last_position) {
                     return Ok(None);
                 }
                 let (low, high) = visible_range(&membership);
+                // Total: the messages in range minus those deleted for the user; unread: the
+                // user's receipts in range not read yet. Each count is one index range scan
+                // (messages_position, message_recipients_user); a join of every message to its
+                // receipt costs one index probe per message of the conversation's history.
                 let (total, unread): (i64, i64) = sqlx::query_as(
-                    "select count(*),
-                            coalesce(sum(case when r.status < 2 and r.user_id is not null then 1 else 0 end), 0)
-                     from messages m
-                     left join message_recipients r on r.app_id = m.app_id and r.message_id = m.id
-                        and r.user_id = $3
-                     where m.app_id = $1 and m.conversation_id = $2
-                       and m.position > $4 and m.position <= $5
-                       and (r.hidden is null or not r.hidden)",
+                    "select
+                        (select count(*) from messages m
+                         where m.app_id = $1 and m.conversation_id = $2
+                           and m.position > $4 and m.position <= $5)
+                        - (select count(*) from message_recipients r
+                           where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
+                             and r.position > $4 and r.position <= $5 and r.hidden),
+                        (select count(*) from message_recipients r
+                         where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
+                           and r.position > $4 and r.position <= $5
+                           and r.status < 2 and not r.hidden)",
                 )
                 .bind(app_id)
                 .bind(id)
@@ -772,6 +771,35 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::UserConversation>> {
                 let mut conn = self.pool.acquire().await?;
                 Self::load_user_conversation(&mut conn, app_id, user_id, id).await
+            }
+
+            async fn visible_membership(
+                &self,
+                app_id: uuid::Uuid,
+                user_id: &str,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::Membership>> {
+                let row: Option<(bool, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+                    "select m.is_participant, m.left_position, m.hidden_position, c.last_position
+                     from conversations c
+                     join conversation_members m
+                       on m.app_id = c.app_id and m.conversation_id = c.id and m.user_id = $3
+                     where c.app_id = $1 and c.id = $2 and c.deleted_at is null",
+                )
+                .bind(app_id)
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.and_then(|(is_participant, left_position, hidden_position, last_position)| {
+                    let membership = $crate::store::Membership {
+                        is_participant,
+                        left_position,
+                        hidden_position,
+                    };
+                    (!$crate::store::messaging_sql::hidden_for(&membership, last_position))
+                        .then_some(membership)
+                }))
             }
 
             async fn user_conversations(
@@ -1711,6 +1739,16 @@ macro_rules! impl_messaging_store {
 pub(crate) use impl_messaging_store;
 
 /// The positions a member sees: `(low, high]`.
+/// A conversation a member deleted for themself (`my_devices`) stays hidden until a message
+/// they may see arrives: none ever does for a member who left (or was removed) at or before
+/// the point they deleted it.
+pub(crate) fn hidden_for(membership: &super::Membership, last_position: i64) -> bool {
+    let last_visible = last_position.min(membership.left_position.unwrap_or(i64::MAX));
+    membership
+        .hidden_position
+        .is_some_and(|hidden| last_visible <= hidden)
+}
+
 pub(crate) fn visible_range(membership: &super::Membership) -> (i64, i64) {
     (
         membership.hidden_position.unwrap_or(i64::MIN),

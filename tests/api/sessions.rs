@@ -179,6 +179,41 @@ async fn nonces_are_single_use_even_under_concurrency() {
     );
 }
 
+/// Many users logging in for the first time at once (each login creates the user's identity):
+/// every one gets a session. On SQLite a read-then-write transaction begun deferred used to
+/// fail with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another login committed first.
+#[tokio::test]
+async fn concurrent_first_logins_all_succeed() {
+    let server = TestServer::start().await;
+    let provider = Provider::register(&server.store, server.app_id, IDENTITY_KEY_A).await;
+    let app = server.app_id.to_string();
+    let mut tokens = Vec::new();
+    for i in 0..24 {
+        let mut profile = provider.parts(&format!("user-{i}"), &server.nonce().await);
+        profile.1["display_name"] = json!(format!("User {i}"));
+        tokens.push(provider.sign(&profile.0, &profile.1));
+    }
+    let mut racing = tokio::task::JoinSet::new();
+    for token in tokens {
+        let request = server
+            .client(Method::POST, "/sessions")
+            .json(&json!({"identity_token": token, "app_id": app}));
+        racing.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = racing.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    for i in 0..24 {
+        let identity = server
+            .store
+            .identity(server.app_id, &format!("user-{i}"))
+            .await;
+        assert_eq!(
+            identity.unwrap().unwrap().display_name.as_deref(),
+            Some(format!("User {i}").as_str())
+        );
+    }
+}
+
 #[tokio::test]
 async fn expired_nonces_are_refused() {
     let server = TestServer::start_with(&[("LAYER__AUTH__NONCE_TTL_SECS", "0")]).await;

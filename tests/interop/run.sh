@@ -85,8 +85,8 @@ want() { [[ $SUITES == *" $1 "* ]]; }
 if [[ -n ${LAYER_SERVER_BIN:-} ]]; then
     BIN=$LAYER_SERVER_BIN
 else
-    log "cargo build --locked --bin layer-server"
-    (cd "$ROOT" && cargo build --locked --bin layer-server)
+    log "cargo build --locked --workspace --bin layer-server"
+    (cd "$ROOT" && cargo build --locked --workspace --bin layer-server)
     BIN=$ROOT/target/debug/layer-server
 fi
 [[ -x $BIN ]] || die "no server binary at $BIN"
