@@ -293,7 +293,14 @@ async function run(sdk) {
         const c0 = query.data.find((c) => c.id === conv[0]);
         eq(userIdsOf(c0.participants), [ALICE, BOB].sort(), 'participants');
         eq(c0.metadata, { seq: '0', title: `conversation 0 ${tag}` }, 'metadata');
-        eq(c0.unreadCount, 5, 'unreadCount (unread_message_count)');
+        // The count converges: a Conversation update rendered before the last send committed
+        // can reach the SDK after the query's REST page (which already had 5), and the next
+        // update sets it back; so wait for 5 rather than read it once.
+        await waitUntil(() => c0.unreadCount === 5, [[client, 'conversations:change']], {
+          timeout: REALTIME_TIMEOUT_MS,
+          what: 'unreadCount (unread_message_count) 5',
+          describe: () => ({ unreadCount: c0.unreadCount }),
+        });
         ok(c0.lastMessage && c0.lastMessage.id === msgs[4].id, 'lastMessage is the newest message', c0.lastMessage && c0.lastMessage.id);
       } finally {
         query.destroy();
