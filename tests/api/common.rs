@@ -25,17 +25,59 @@ pub fn is_postgres() -> bool {
 pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// Drops the Postgres database when the test is done with it (`None`: not this one's to
+    /// drop, or SQLite, whose file goes with `dir`).
+    pub cleanup: Option<DropDatabase>,
+}
+
+/// Drops a test's Postgres database when dropped, so test runs leave no databases behind.
+pub struct DropDatabase {
+    admin: String,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let admin = std::mem::take(&mut self.admin);
+        let name = std::mem::take(&mut self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with a
+        // runtime of its own does it. `with (force)` ends the sessions of servers still
+        // winding down. Best effort: a failure only leaves the database for `.ci/run` to drop.
+        let dropped = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
 
 impl TestDb {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = match backend().as_str() {
-            "sqlite" => format!("sqlite://{}", dir.path().join("layer.db").display()),
-            "postgres" => create_pg_database().await,
+        let (url, cleanup) = match backend().as_str() {
+            "sqlite" => (
+                format!("sqlite://{}", dir.path().join("layer.db").display()),
+                None,
+            ),
+            "postgres" => {
+                let (url, cleanup) = create_pg_database().await;
+                (url, Some(cleanup))
+            }
             other => panic!("LAYER_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
         };
-        TestDb { url, dir }
+        TestDb { url, dir, cleanup }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -74,7 +116,7 @@ pub fn with_database(url: &str, name: &str) -> String {
     parsed.to_string()
 }
 
-async fn create_pg_database() -> String {
+async fn create_pg_database() -> (String, DropDatabase) {
     use sqlx::Connection;
     let admin = pg_admin_url();
     let name = format!("layer_test_{}", Uuid::new_v4().simple());
@@ -85,7 +127,8 @@ async fn create_pg_database() -> String {
         .execute(&mut conn)
         .await
         .unwrap();
-    with_database(&admin, &name)
+    let url = with_database(&admin, &name);
+    (url, DropDatabase { admin, name })
 }
 
 /// A running server with one app and a Bearer token for it.
@@ -147,6 +190,7 @@ impl TestServer {
         let db = TestDb {
             url: self.db.url.clone(),
             dir: tempfile::tempdir().unwrap(),
+            cleanup: None,
         };
         let settings = db.settings(extra);
         let store = server::prepare(&settings).await.expect("store opens");
@@ -215,7 +259,8 @@ impl TestServer {
         self.shutdown.take();
     }
 
-    /// Stops the server gracefully and waits for it.
+    /// Stops the server gracefully and waits for it. The database is returned (and dropped with
+    /// it on Postgres): keep it while another node still uses it.
     pub async fn stop(mut self) -> TestDb {
         let _ = self.shutdown.take().map(|tx| tx.send(()));
         if let Some(task) = self.task.take() {
@@ -230,6 +275,7 @@ impl TestServer {
             TestDb {
                 url: String::new(),
                 dir: tempfile::tempdir().unwrap(),
+                cleanup: None,
             },
         )
     }

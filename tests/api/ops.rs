@@ -108,6 +108,7 @@ async fn readyz_is_503_while_the_database_is_unreachable_and_recovers() {
     let db = TestDb {
         url: via_proxy.to_string(),
         dir: db.dir,
+        cleanup: db.cleanup,
     };
     let server = TestServer::start_on(db, &[("LAYER__DATABASE__ACQUIRE_TIMEOUT_SECS", "1")]).await;
     let status = |s: &TestServer| {

@@ -1554,7 +1554,8 @@ async fn a_graceful_shutdown_lets_the_call_in_flight_finish() {
     .await;
     assert!(closed, "the server stops listening");
     receiver.release();
-    tokio::time::timeout(WAIT, stopping)
+    // (Its database, which the survivor still uses, is dropped with `_db` at the end.)
+    let _db = tokio::time::timeout(WAIT, stopping)
         .await
         .expect("the server stops once the call is answered")
         .unwrap();
