@@ -354,7 +354,7 @@ fn registration(
         version: version.to_owned(),
         target_url,
         events: names,
-        secret,
+        secret: secret.into(),
         config,
         created_at: Timestamp::now(),
     })

@@ -9,6 +9,7 @@
 //! when delivered, so URLs and rich-content download links are fresh at each attempt.
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -21,7 +22,7 @@ pub const UNVERIFIED: &str = "unverified";
 pub const ACTIVE: &str = "active";
 pub const INACTIVE: &str = "inactive";
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Webhook {
     pub app_id: Uuid,
     pub id: Uuid,
@@ -29,29 +30,13 @@ pub struct Webhook {
     pub version: String,
     pub target_url: String,
     pub events: Vec<String>,
-    /// The HMAC key of deliveries (never rendered).
-    pub secret: String,
+    /// The HMAC key of deliveries (never rendered, `Debug` shows no secret).
+    pub secret: SecretString,
     pub config: Option<Map<String, Value>>,
     pub status: String,
     pub status_reason: Option<String>,
     pub created_at: Timestamp,
     pub state: DeliveryState,
-}
-
-/// Everything but the secret.
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook")
-            .field("app_id", &self.app_id)
-            .field("id", &self.id)
-            .field("version", &self.version)
-            .field("target_url", &self.target_url)
-            .field("events", &self.events)
-            .field("secret", &"***")
-            .field("status", &self.status)
-            .field("status_reason", &self.status_reason)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What operators see of a webhook's deliveries.
@@ -70,7 +55,7 @@ pub struct DeliveryState {
 }
 
 /// One event waiting for one webhook, as a worker claimed it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub seq: i64,
     /// The webhook as it was when claimed.
@@ -455,29 +440,16 @@ pub fn catalogue(version: &str) -> &'static [&'static str] {
 }
 
 /// A registration, as validated by the API (its `Debug` shows no secret).
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct NewWebhook {
     pub app_id: Uuid,
     pub id: Uuid,
     pub version: String,
     pub target_url: String,
     pub events: Vec<String>,
-    pub secret: String,
+    pub secret: SecretString,
     pub config: Option<Map<String, Value>>,
     pub created_at: Timestamp,
-}
-
-impl std::fmt::Debug for NewWebhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewWebhook")
-            .field("app_id", &self.app_id)
-            .field("id", &self.id)
-            .field("version", &self.version)
-            .field("target_url", &self.target_url)
-            .field("events", &self.events)
-            .field("secret", &"***")
-            .finish_non_exhaustive()
-    }
 }
 
 /// How a delivery attempt ended.

@@ -43,7 +43,7 @@ impl From<WebhookRow> for Webhook {
             version: row.version,
             target_url: row.target_url,
             events: serde_json::from_str(&row.events).unwrap_or_default(),
-            secret: row.secret,
+            secret: row.secret.into(),
             config: row.config.and_then(|c| serde_json::from_str(&c).ok()),
             status: row.status,
             status_reason: row.status_reason,
@@ -205,7 +205,7 @@ macro_rules! impl_webhook_store {
                 .bind(&new.version)
                 .bind(&new.target_url)
                 .bind(serde_json::to_string(&new.events).unwrap_or_else(|_| "[]".into()))
-                .bind(&new.secret)
+                .bind(secrecy::ExposeSecret::expose_secret(&new.secret))
                 .bind(new.config.as_ref().and_then(|c| serde_json::to_string(c).ok()))
                 .bind(new.created_at)
                 .execute(&mut *tx)

@@ -261,7 +261,7 @@ impl Worker {
         };
         // Signed over exactly the bytes sent.
         let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-        let signature = super::sign(&hook.secret, &body);
+        let signature = super::sign(secrecy::ExposeSecret::expose_secret(&hook.secret), &body);
         let response = self
             .client
             .post(url)
