@@ -438,9 +438,11 @@ async fn run_scenario(
                             content: None,
                             updated_at: None,
                         }],
+                        // As the Client API sends: the sender's participation is checked.
+                        as_participant: true,
                     };
                     match store.send_message(&new).await? {
-                        layer_server::store::SendMessage::Sent(_) => Ok(()),
+                        layer_server::store::SendMessage::Sent { .. } => Ok(()),
                         other => anyhow::bail!("send_message: {other:?}"),
                     }
                 }

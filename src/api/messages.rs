@@ -150,7 +150,22 @@ pub(crate) async fn send_one(
     )
     .await?
     {
-        Ok(message) => render(state, actor, version, &message).await,
+        Ok((message, identities)) => {
+            // The send read its participants' identities; a sender outside them (Platform
+            // API) is looked up.
+            let sender_outside = matches!(&message.sender, Sender::User(user)
+                if !message.recipient_status.iter().any(|(u, _)| u == user));
+            if sender_outside {
+                return render(state, actor, version, &message).await;
+            }
+            let view = super::bare_view(state, actor, version);
+            let view = if version.has_identities() {
+                view.with_identities(identities)
+            } else {
+                view
+            };
+            Ok(view.message(&message))
+        }
         Err(existing) => {
             // The id may be taken by a message the user cannot see (another conversation):
             // then the 409 carries no object, so guessing ids reveals nothing.

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::config::LimitSettings;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::store::{
-    Announcement, DynStore, Membership, Message, NewMessage, Part, PartChange, ReceiptStatus,
-    SendMessage, Sender, Timestamp,
+    Announcement, DynStore, Identity, Membership, Message, NewMessage, Part, PartChange,
+    ReceiptStatus, SendMessage, Sender, Timestamp,
 };
 
 /// A message part as sent on the wire (any version).
@@ -142,29 +142,16 @@ pub fn suspended() -> ApiError {
 
 /// Sends into a conversation. With `as_participant`, the sender must be one of its
 /// participants (Client API and proxy); the Platform API may send as anyone, bots included.
+/// The sender's suspension and participation are checked in the send's own transaction.
+/// `Ok(Ok((message, identities)))`: sent, with the identities of its participants (see
+/// `SendMessage::Sent`); `Ok(Err(existing))`: the id is taken.
 pub async fn send(
     store: &DynStore,
     app_id: Uuid,
     conversation_id: Uuid,
     as_participant: bool,
     input: SendInput,
-) -> ApiResult<Result<Message, Message>> {
-    if let Sender::User(user) = &input.sender {
-        if store.user_state(app_id, user).await?.suspended {
-            return Err(suspended());
-        }
-        if as_participant {
-            let membership = store
-                .visible_membership(app_id, user, conversation_id)
-                .await?
-                .ok_or_else(super::conversations::not_found)?;
-            if !membership.is_participant {
-                return Err(super::access_denied(
-                    "You are no longer a participant in the specified Conversation.",
-                ));
-            }
-        }
-    }
+) -> ApiResult<Result<(Message, Vec<Identity>), Message>> {
     let mut parts = input.parts;
     let uploader = match &input.sender {
         Sender::User(user) => super::content::Uploader::User(user),
@@ -175,6 +162,7 @@ pub async fn send(
         app_id,
         id: input.id.unwrap_or_else(Uuid::new_v4),
         conversation_id,
+        as_participant: as_participant && matches!(input.sender, Sender::User(_)),
         sender: input.sender,
         sent_at: Timestamp::now(),
         notification: input.notification,
@@ -182,11 +170,20 @@ pub async fn send(
     };
     match store.send_message(&new).await? {
         // The store marked the contents referenced in the transaction of the insert.
-        SendMessage::Sent(message) => Ok(Ok(message)),
+        SendMessage::Sent {
+            message,
+            identities,
+        } => Ok(Ok((message, identities))),
         SendMessage::IdInUse(existing) => Ok(Err(existing)),
         SendMessage::IdInUseByChannelMessage => Err(super::channels::message_id_in_use()),
-        SendMessage::ConversationNotFound => Err(super::conversations::not_found()),
+        SendMessage::ConversationNotFound | SendMessage::NotVisible => {
+            Err(super::conversations::not_found())
+        }
         SendMessage::ConversationDeleted => Err(super::conversations::gone()),
+        SendMessage::SenderSuspended => Err(suspended()),
+        SendMessage::NotParticipant => Err(super::access_denied(
+            "You are no longer a participant in the specified Conversation.",
+        )),
     }
 }
 

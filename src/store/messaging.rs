@@ -184,16 +184,30 @@ pub struct NewMessage {
     pub sent_at: Timestamp,
     pub notification: Option<Value>,
     pub parts: Vec<Part>,
+    /// The sender (a user) must be a participant of the conversation and see it (Client API).
+    /// Checked, like the sender's suspension, inside the send's transaction.
+    pub as_participant: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendMessage {
-    Sent(Message),
+    /// Sent. `identities`: those of its participants that have one, read in the send's
+    /// transaction (what 2.0+ renders), so rendering the answer needs no further query.
+    Sent {
+        message: Message,
+        identities: Vec<super::Identity>,
+    },
     IdInUse(Message),
     /// A channel message has this id.
     IdInUseByChannelMessage,
     ConversationNotFound,
     ConversationDeleted,
+    /// The sending user is suspended.
+    SenderSuspended,
+    /// `as_participant`: the sender does not see the conversation.
+    NotVisible,
+    /// `as_participant`: the sender sees the conversation but is no longer a participant.
+    NotParticipant,
 }
 
 /// Which page of a list: at most `limit` items after the item `after` (in list order).

@@ -39,6 +39,9 @@ impl PgStore {
         })
     }
 
+    /// Postgres runs data-modifying CTEs: a send is a few statements.
+    const WRITABLE_CTES: bool = true;
+
     /// A transaction for a write (Postgres: a plain `BEGIN`; see `SqliteStore::begin`).
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool.begin().await

@@ -54,6 +54,9 @@ impl SqliteStore {
         })
     }
 
+    /// SQLite has no data-modifying CTEs (its round trips are in-process and cheap).
+    const WRITABLE_CTES: bool = false;
+
     /// A transaction for a write: `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting
     /// up to `sqlite_busy_timeout_ms` for it). A deferred `BEGIN` that reads before it writes
     /// holds a WAL snapshot, and its first write fails at once with `SQLITE_BUSY` (no busy wait)

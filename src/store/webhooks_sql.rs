@@ -148,6 +148,44 @@ macro_rules! impl_webhook_store {
                 .rows_affected())
             }
 
+            /// `enqueue_webhook` as the data-modifying CTE `webhook_rows` of a larger statement
+            /// (Postgres), yielding one row per outbox row written.
+            fn push_webhook_cte(
+                query: &mut sqlx::QueryBuilder<'_, $db>,
+                app_id: uuid::Uuid,
+                event: &$crate::store::webhooks::WebhookEvent,
+                now: $crate::store::Timestamp,
+            ) {
+                // Snapshots of plain records always serialise.
+                let payload = serde_json::to_string(&event.subject).unwrap_or_default();
+                query
+                    .push(
+                        "webhook_rows as (insert into webhook_outbox
+                            (webhook_id, event_id, event_type, payload, created_at, attempts, next_attempt_at)
+                         select t.id, ",
+                    )
+                    .push_bind(event.id)
+                    .push(", t.name, ")
+                    .push_bind(payload)
+                    .push(", ")
+                    .push_bind(now)
+                    .push(", 0, ")
+                    .push_bind(now)
+                    .push(" from (select id, events, case version when '1.0' then ")
+                    .push_bind(event.names.v1)
+                    .push(" when '2.0' then ")
+                    .push_bind(event.names.v2)
+                    .push(" else ")
+                    .push_bind(event.names.v3)
+                    .push(" end as name from webhooks where app_id = ")
+                    .push_bind(app_id)
+                    .push(
+                        " and status = 'active') t
+                         where t.name is not null and t.events like '%\"' || t.name || '\"%'
+                         returning 1)",
+                    );
+            }
+
             /// `enqueue_webhook` for several events.
             async fn enqueue_webhooks(
                 conn: &mut <$db as sqlx::Database>::Connection,

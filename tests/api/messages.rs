@@ -943,3 +943,102 @@ async fn part_routes_are_3_0_only() {
     let fetched = body_json(get(&server, &path).await).await;
     assert_eq!(fetched["parts"], message["parts"]);
 }
+
+/// The checks a send makes in its transaction, in order, and that a refused send leaves no
+/// trace (no message, no position taken).
+#[tokio::test]
+async fn refused_sends_answer_in_check_order_and_write_nothing() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["alice", "bob", "carol"]).await;
+    server.send_text(&conversation, "first").await;
+    let path = messages_path(&conversation);
+    let client_send = |user: &'static str| {
+        let server = &server;
+        let path = path.clone();
+        async move {
+            let session = server.session_for(user).await;
+            server
+                .as_session(&session, Method::POST, &path)
+                .json(&json!({"parts": [text_part(user)]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Never a member: the conversation does not exist for them.
+    expect_error(client_send("mallory").await, 404, "not_found").await;
+    // Removed: they still see it, but may not send.
+    let removed = server
+        .patch_conversation(
+            &conversation,
+            json!([{"operation": "remove", "property": "participants", "value": "carol"}]),
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
+    let body = expect_error(client_send("carol").await, 403, "access_denied").await;
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("no longer a participant"));
+    // Suspended: refused before anything else, on the Platform API too.
+    let suspended = server
+        .platform(Method::PATCH, "/users/bob")
+        .header("content-type", "application/vnd.layer-patch+json")
+        .json(&json!([{"operation": "set", "property": "suspended", "value": true}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suspended.status(), 202);
+    expect_error(
+        server
+            .post_message(
+                &conversation,
+                json!({"sender_id": identity_id("bob"), "parts": [text_part("x")]}),
+            )
+            .await,
+        403,
+        "user_suspended",
+    )
+    .await;
+    // None of that wrote anything: the next message is the second, at the next position.
+    let second = body_json(client_send("alice").await).await;
+    assert_eq!(second["parts"][0]["body"], "alice");
+    let (messages, total) = list(&server, &conversation, "").await;
+    assert_eq!(total, 2);
+    assert_eq!(messages[0]["id"], second["id"]);
+    assert_eq!(
+        second["position"].as_i64().unwrap(),
+        messages[1]["position"].as_i64().unwrap() + 1,
+        "a refused send took no position"
+    );
+    // A deleted conversation is gone for its participants.
+    let deleted = server
+        .platform(Method::DELETE, &format!("/conversations/{conversation}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    expect_error(client_send("alice").await, 404, "not_found").await;
+}
+
+/// A Platform API sender who is not a participant is rendered with their identity all the same.
+#[tokio::test]
+async fn a_sender_outside_the_participants_is_rendered_with_their_identity() {
+    let server = TestServer::start().await;
+    server.create_identity("outsider", "Out Sider").await;
+    server.create_identity("a", "Ay").await;
+    let conversation = server.conversation_of(&["a", "b"]).await;
+    let response = server
+        .post_message(
+            &conversation,
+            json!({"sender_id": identity_id("outsider"), "parts": [text_part("hi")]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let message = body_json(response).await;
+    assert_eq!(message["sender"]["display_name"], "Out Sider");
+    assert_eq!(
+        message["recipient_status"],
+        json!({identity_id("a"): "sent", identity_id("b"): "sent"})
+    );
+}
