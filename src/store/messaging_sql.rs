@@ -344,7 +344,7 @@ macro_rules! impl_messaging_store {
             /// lock) if the sender may send (not suspended; with `as_participant`, a
             /// participant who sees the conversation), then inserts the message and its
             /// parts. `None` when a check failed or the id is taken (`send_refused` says
-            /// which). One statement on Postgres, three on SQLite.
+            /// which). One statement on Postgres; two calls on SQLite.
             async fn insert_message(
                 conn: &mut Conn,
                 new: &$crate::store::NewMessage,
@@ -395,29 +395,57 @@ macro_rules! impl_messaging_store {
                     let Some(position) = position else {
                         return Ok(None);
                     };
-                    // Channel messages share the id space (`layer:///messages/<uuid>`).
-                    let inserted = sqlx::query(
+                    // Channel messages share the id space (`layer:///messages/<uuid>`). The
+                    // message and its parts in one call; the parts only if the message was
+                    // written (a taken id writes nothing: a message of this conversation at
+                    // the position just taken can only be this one).
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
                         "insert into messages
                             (app_id, id, conversation_id, position, sender_user_id, sender_name, sent_at, notification)
-                         select $1, $2, $3, $4, $5, $6, $7, $8
-                         where not exists (select 1 from channel_messages where app_id = $1 and id = $2)
-                         on conflict do nothing",
-                    )
-                    .bind(new.app_id)
-                    .bind(new.id)
-                    .bind(new.conversation_id)
-                    .bind(position)
-                    .bind(sender_user)
-                    .bind(sender_name)
-                    .bind(new.sent_at)
-                    .bind(notification)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if inserted == 0 {
+                         select ",
+                    );
+                    query
+                        .push_bind(new.app_id)
+                        .push(", ")
+                        .push_bind(new.id)
+                        .push(", ")
+                        .push_bind(new.conversation_id)
+                        .push(", ")
+                        .push_bind(position)
+                        .push(", ")
+                        .push_bind(sender_user)
+                        .push(", ")
+                        .push_bind(sender_name)
+                        .push(", ")
+                        .push_bind(new.sent_at)
+                        .push(", ")
+                        .push_bind(notification)
+                        .push(" where not exists (select 1 from channel_messages where app_id = ")
+                        .push_bind(new.app_id)
+                        .push(" and id = ")
+                        .push_bind(new.id)
+                        .push(") on conflict do nothing");
+                    if !new.parts.is_empty() {
+                        query.push(
+                            "; insert into message_parts
+                                (app_id, message_id, id, seq, mime_type, body, encoding, content, updated_at)
+                             select * from (",
+                        );
+                        Self::push_part_values(&mut query, new.app_id, new.id, 0, &new.parts);
+                        query
+                            .push(") where exists (select 1 from messages where app_id = ")
+                            .push_bind(new.app_id)
+                            .push(" and id = ")
+                            .push_bind(new.id)
+                            .push(" and conversation_id = ")
+                            .push_bind(new.conversation_id)
+                            .push(" and position = ")
+                            .push_bind(position)
+                            .push(")");
+                    }
+                    if query.build().execute(&mut *conn).await?.rows_affected() == 0 {
                         return Ok(None);
                     }
-                    Self::insert_parts(conn, new.app_id, new.id, 0, &new.parts).await?;
                     return Ok(Some(position));
                 }
                 query
@@ -655,7 +683,7 @@ macro_rules! impl_messaging_store {
                 let event = $crate::store::Event::MessageCreated { message: message.id };
                 // Past this many participants, the general path (it writes in chunks).
                 const ONE_STATEMENT_MAX: usize = 1000;
-                if !Self::WRITABLE_CTES || message.recipient_status.len() > ONE_STATEMENT_MAX {
+                if message.recipient_status.len() > ONE_STATEMENT_MAX {
                     if !message.recipient_status.is_empty() {
                         let mut query = sqlx::QueryBuilder::<$db>::new("");
                         Self::push_recipients(&mut query, message, blocked_by);
@@ -665,16 +693,59 @@ macro_rules! impl_messaging_store {
                     let hooked = Self::enqueue_webhook(&mut *conn, app_id, hook, now).await?;
                     return Ok((touched, hooked));
                 }
+                let mut touched = audience.to_vec();
+                // Sorted, as `record` locks users' streams, so concurrent writers lock them
+                // in the same order.
+                touched.sort();
+                // Serialising this plain enum cannot fail.
+                let json = serde_json::to_string(&event).unwrap_or_default();
+                if !Self::WRITABLE_CTES {
+                    // SQLite: the same statements in one call (its write lock is held for the
+                    // whole transaction, so each user's stream gained exactly this change).
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    if !message.recipient_status.is_empty() {
+                        Self::push_recipients(&mut query, message, blocked_by);
+                        query.push("; ");
+                    }
+                    if !touched.is_empty() {
+                        query.push("insert into user_streams (app_id, user_id, last_seq, last_at) ");
+                        query.push_values(&touched, |mut row, user| {
+                            row.push_bind(app_id)
+                                .push_bind(user.as_str())
+                                .push_bind(1_i64)
+                                .push_bind(now);
+                        });
+                        query
+                            .push(
+                                " on conflict (app_id, user_id) do update set
+                                    last_seq = user_streams.last_seq + 1,
+                                    last_at = case when user_streams.last_at > excluded.last_at
+                                        then user_streams.last_at else excluded.last_at end;
+                                 insert into changes (app_id, user_id, seq, at, event)
+                                 select app_id, user_id, last_seq, last_at, ",
+                            )
+                            .push_bind(json)
+                            .push(" from user_streams where app_id = ")
+                            .push_bind(app_id)
+                            .push(" and user_id in (");
+                        let mut list = query.separated(", ");
+                        for user in &touched {
+                            list.push_bind(user.as_str());
+                        }
+                        query.push("); ");
+                    }
+                    Self::push_webhook_insert(&mut query, app_id, hook, now);
+                    // The rows the last statement wrote: the outbox rows.
+                    query.push("; select changes()");
+                    let hooked: i64 = query.build_query_scalar().fetch_one(&mut *conn).await?;
+                    return Ok((touched, u64::try_from(hooked).unwrap_or(0)));
+                }
                 let mut query = sqlx::QueryBuilder::<$db>::new("with ");
                 if !message.recipient_status.is_empty() {
                     query.push("receipts as (");
                     Self::push_recipients(&mut query, message, blocked_by);
                     query.push("), ");
                 }
-                let mut touched = audience.to_vec();
-                // Sorted, as `record` locks users' streams, so concurrent writers lock them
-                // in the same order.
-                touched.sort();
                 if !touched.is_empty() {
                     query.push("heads as (insert into user_streams (app_id, user_id, last_seq, last_at) ");
                     query.push_values(&touched, |mut row, user| {
@@ -683,8 +754,6 @@ macro_rules! impl_messaging_store {
                             .push_bind(1_i64)
                             .push_bind(now);
                     });
-                    // Serialising this plain enum cannot fail.
-                    let json = serde_json::to_string(&event).unwrap_or_default();
                     query
                         .push(
                             " on conflict (app_id, user_id) do update set

@@ -124,33 +124,13 @@ macro_rules! impl_webhook_store {
                 event: &$crate::store::webhooks::WebhookEvent,
                 now: $crate::store::Timestamp,
             ) -> $crate::store::StoreResult<u64> {
-                // Snapshots of plain records always serialise.
-                let payload = serde_json::to_string(&event.subject).unwrap_or_default();
-                Ok(sqlx::query(
-                    "insert into webhook_outbox
-                        (webhook_id, event_id, event_type, payload, created_at, attempts, next_attempt_at)
-                     select t.id, $2, t.name, $6, $7, 0, $7 from (
-                         select id, events,
-                             case version when '1.0' then $3 when '2.0' then $4 else $5 end as name
-                         from webhooks where app_id = $1 and status = 'active'
-                     ) t
-                     where t.name is not null and t.events like '%\"' || t.name || '\"%'",
-                )
-                .bind(app_id)
-                .bind(event.id)
-                .bind(event.names.v1)
-                .bind(event.names.v2)
-                .bind(event.names.v3)
-                .bind(payload)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected())
+                let mut query = sqlx::QueryBuilder::<$db>::new("");
+                Self::push_webhook_insert(&mut query, app_id, event, now);
+                Ok(query.build().execute(&mut *conn).await?.rows_affected())
             }
 
-            /// `enqueue_webhook` as the data-modifying CTE `webhook_rows` of a larger statement
-            /// (Postgres), yielding one row per outbox row written.
-            fn push_webhook_cte(
+            /// The statement of `enqueue_webhook`, for callers that run it with others.
+            fn push_webhook_insert(
                 query: &mut sqlx::QueryBuilder<'_, $db>,
                 app_id: uuid::Uuid,
                 event: &$crate::store::webhooks::WebhookEvent,
@@ -160,7 +140,7 @@ macro_rules! impl_webhook_store {
                 let payload = serde_json::to_string(&event.subject).unwrap_or_default();
                 query
                     .push(
-                        "webhook_rows as (insert into webhook_outbox
+                        "insert into webhook_outbox
                             (webhook_id, event_id, event_type, payload, created_at, attempts, next_attempt_at)
                          select t.id, ",
                     )
@@ -181,9 +161,21 @@ macro_rules! impl_webhook_store {
                     .push_bind(app_id)
                     .push(
                         " and status = 'active') t
-                         where t.name is not null and t.events like '%\"' || t.name || '\"%'
-                         returning 1)",
+                         where t.name is not null and t.events like '%\"' || t.name || '\"%'",
                     );
+            }
+
+            /// `enqueue_webhook` as the data-modifying CTE `webhook_rows` of a larger statement
+            /// (Postgres), yielding one row per outbox row written.
+            fn push_webhook_cte(
+                query: &mut sqlx::QueryBuilder<'_, $db>,
+                app_id: uuid::Uuid,
+                event: &$crate::store::webhooks::WebhookEvent,
+                now: $crate::store::Timestamp,
+            ) {
+                query.push("webhook_rows as (");
+                Self::push_webhook_insert(query, app_id, event, now);
+                query.push(" returning 1)");
             }
 
             /// `enqueue_webhook` for several events.
