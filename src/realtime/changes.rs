@@ -4,15 +4,18 @@
 //! visible); an update carries Layer-Patch ops (`patch` in 1.0, `update` from 2.0); a delete
 //! carries the documented `data`.
 
+use std::time::Instant;
+
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::message_cache::Loaded;
 use super::packet::PacketType;
 use crate::error::ApiResult;
 use crate::http::auth::Actor;
 use crate::http::AppState;
 use crate::render::{conversation_uri, message_uri, View};
-use crate::store::{ConversationOp, Event};
+use crate::store::{ConversationOp, DeliveryView, Event, Message, ReceiptStatus};
 use crate::version::ApiVersion;
 
 /// A dot inside one segment of a Layer-Patch property path (client-wire-protocol.md §7).
@@ -40,79 +43,161 @@ fn update_operation(version: ApiVersion) -> &'static str {
 }
 
 /// The packets for `event` as the socket's user sees it (none when there is nothing to send).
+/// `read_at`: when the delivery task read the change from the log.
 ///
 /// A message create or delete is followed by a Conversation update refreshing the per-user
 /// fields it changed (`last_message`, `unread_message_count`, `total_message_count`): they are
 /// derived here, at delivery, from the conversation as the user sees it now, so the send path
 /// writes no extra change rows for them.
+///
+/// Per recipient socket, a create costs one statement (`DeliveryStore::delivery_view`: whether
+/// the user sees the message, their receipt of it, their counts and last message); the message
+/// itself and the identities it mentions come from the node's `MessageCache`, loaded once for
+/// all sockets.
 pub async fn render(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
     event: &Event,
+    read_at: Instant,
 ) -> ApiResult<Vec<(PacketType, Value)>> {
-    let (main, touched) = match event {
-        Event::MessageCreated { message } => {
-            match message_create(state, actor, version, *message).await? {
-                Some((packet, conversation)) => (Some(packet), Some(conversation)),
-                None => (None, None),
+    match event {
+        Event::MessageCreated { message } => message_created(state, actor, version, *message).await,
+        Event::MessageDeleted { conversation, .. } => {
+            let mut packets: Vec<_> = render_one(state, actor, version, event)
+                .await?
+                .into_iter()
+                .collect();
+            if let Some(conversation) = conversation {
+                packets.extend(
+                    conversation_counts(state, actor, version, *conversation, read_at).await?,
+                );
             }
+            Ok(packets)
         }
-        Event::MessageDeleted { conversation, .. } => (
-            render_one(state, actor, version, event).await?,
-            *conversation,
-        ),
         Event::MessagePartsChanged {
             message,
             added,
             updated,
             removed,
-        } => {
-            return parts_changed(state, actor, version, *message, added, updated, removed).await;
-        }
+        } => parts_changed(state, actor, version, *message, added, updated, removed).await,
         Event::ChannelCreated { .. }
         | Event::ChannelUpdated { .. }
         | Event::ChannelDeleted { .. }
         | Event::ChannelMemberAdded { .. }
         | Event::ChannelMemberRemoved { .. }
         | Event::ChannelMessageCreated { .. }
-        | Event::ChannelMessageDeleted { .. } => {
-            return channel_event(state, actor, version, event).await;
-        }
-        _ => (render_one(state, actor, version, event).await?, None),
-    };
-    let mut packets: Vec<(PacketType, Value)> = main.into_iter().collect();
-    if let Some(conversation) = touched {
-        packets.extend(conversation_counts(state, actor, version, conversation).await?);
+        | Event::ChannelMessageDeleted { .. } => channel_event(state, actor, version, event).await,
+        _ => Ok(render_one(state, actor, version, event)
+            .await?
+            .into_iter()
+            .collect()),
     }
-    Ok(packets)
 }
 
-/// A Message create packet and the message's conversation, if the user still sees it.
-async fn message_create(
+/// A renderer for the actor with the identities a cached message mentions (2.0+ renders them).
+fn message_view<'a>(
+    state: &'a AppState,
+    actor: &Actor,
+    version: ApiVersion,
+    loaded: &Loaded,
+) -> View<'a> {
+    let mut view = crate::api::bare_view(state, actor, version);
+    if version.has_identities() {
+        view.identities = loaded.identities.clone();
+    }
+    view
+}
+
+/// A cached message rendered for `user`, with their own receipt as it is now (the cached one is
+/// shared by every recipient and may be older).
+fn render_message(
+    view: &View<'_>,
+    message: &Message,
+    user: &str,
+    status: Option<ReceiptStatus>,
+) -> Value {
+    let cached = message.status_of(user);
+    if cached == status {
+        return view.message(message);
+    }
+    let mut mine = message.clone();
+    match status {
+        Some(status) => match mine.recipient_status.iter_mut().find(|(u, _)| u == user) {
+            Some(entry) => entry.1 = status,
+            None => mine.recipient_status.push((user.to_owned(), status)),
+        },
+        None => mine.recipient_status.retain(|(u, _)| u != user),
+    }
+    view.message(&mine)
+}
+
+/// Logs a read that delivery skips (as a failed visibility check, the change is not sent).
+fn skipped<T>(result: crate::store::StoreResult<Option<T>>) -> Option<T> {
+    result
+        .inspect_err(|err| tracing::warn!(error = %err, "reading for delivery failed"))
+        .ok()
+        .flatten()
+}
+
+/// A Message create and the Conversation update that follows it, if the user sees the message.
+async fn message_created(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
-    message: Uuid,
-) -> ApiResult<Option<((PacketType, Value), Uuid)>> {
+    id: Uuid,
+) -> ApiResult<Vec<(PacketType, Value)>> {
     let Some(user) = actor.user_id() else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let Ok((message, _)) =
-        crate::service::messages::user_message(&state.store, actor.app_id, user, message).await
-    else {
-        return Ok(None);
+    let (store, cache) = (&state.store, &state.realtime.messages);
+    let app_id = actor.app_id;
+    let Some(mut loaded) = skipped(cache.get(store, app_id, id, None).await) else {
+        return Ok(Vec::new());
     };
-    let data = crate::api::messages::render(state, actor, version, &message).await?;
-    let renderer = crate::api::bare_view(state, actor, version);
-    Ok(Some((
-        change(
-            "create",
-            message_object(&renderer, message.conversation_id, message.id),
-            data,
-        ),
-        message.conversation_id,
-    )))
+    let conversation = loaded.message.conversation_id;
+    let Some(seen) = skipped(
+        store
+            .delivery_view(app_id, user, conversation, Some(id))
+            .await,
+    ) else {
+        return Ok(Vec::new());
+    };
+    if seen
+        .message
+        .is_some_and(|m| m.position != loaded.message.position)
+    {
+        // The id was deleted and sent again since the snapshot was taken.
+        let fresh = Some(Instant::now());
+        let Some(again) = skipped(cache.get(store, app_id, id, fresh).await) else {
+            return Ok(Vec::new());
+        };
+        loaded = again;
+    }
+    if !seen.sees_message() || loaded.message.conversation_id != conversation {
+        return Ok(Vec::new());
+    }
+    let status = seen.message.and_then(|m| m.receipt).map(|r| r.status);
+    let view = message_view(state, actor, version, &loaded);
+    let data = render_message(&view, &loaded.message, user, status);
+    let last = match seen.last_message {
+        Some((last, _)) if last == id => data.clone(),
+        // A newer message: its own create follows in the user's log, so any snapshot will do.
+        Some((last, status)) => match skipped(cache.get(store, app_id, last, None).await) {
+            Some(last) => render_message(
+                &message_view(state, actor, version, &last),
+                &last.message,
+                user,
+                status,
+            ),
+            None => Value::Null,
+        },
+        None => Value::Null,
+    };
+    Ok(vec![
+        change("create", message_object(&view, conversation, id), data),
+        counts_update(&view, version, conversation, last, &seen),
+    ])
 }
 
 /// A part change of a message, for 3.0 sockets (2.0 clients treat messages as immutable): a
@@ -343,39 +428,75 @@ async fn seen_conversation(
         .ok()
 }
 
-/// The Conversation update setting the per-user fields a message create or delete changes.
+/// The Conversation update setting the per-user fields a message delete changes.
 async fn conversation_counts(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
     conversation: Uuid,
+    read_at: Instant,
 ) -> ApiResult<Option<(PacketType, Value)>> {
-    let Some(view) = seen_conversation(state, actor, conversation).await else {
+    let Some(user) = actor.user_id() else {
         return Ok(None);
     };
-    if view.conversation.deleted_at.is_some() {
+    let (store, cache) = (&state.store, &state.realtime.messages);
+    let app_id = actor.app_id;
+    let Some(seen) = skipped(store.delivery_view(app_id, user, conversation, None).await) else {
+        return Ok(None);
+    };
+    if !seen.sees_conversation() {
         return Ok(None);
     }
-    let users = crate::api::conversations::users_of_view(&view);
-    let renderer = crate::api::view_for(state, actor, version, users).await?;
-    let mut rendered = renderer.user_conversation(&view);
-    let last = rendered["last_message"].take();
+    let view = crate::api::bare_view(state, actor, version);
+    let last = match seen.last_message {
+        // Possibly an older message whose changes this socket delivered already: a snapshot
+        // taken after the change was read includes them.
+        Some((last, status)) => {
+            match skipped(cache.get(store, app_id, last, Some(read_at)).await) {
+                Some(last) => render_message(
+                    &message_view(state, actor, version, &last),
+                    &last.message,
+                    user,
+                    status,
+                ),
+                None => Value::Null,
+            }
+        }
+        None => Value::Null,
+    };
+    Ok(Some(counts_update(
+        &view,
+        version,
+        conversation,
+        last,
+        &seen,
+    )))
+}
+
+/// The Conversation update of `last_message` (rendered) and the user's counts.
+fn counts_update(
+    view: &View<'_>,
+    version: ApiVersion,
+    conversation: Uuid,
+    last: Value,
+    seen: &DeliveryView,
+) -> (PacketType, Value) {
     let last_message = if last.is_null() {
         json!({ "operation": "set", "property": "last_message", "value": null })
     } else {
         json!({ "operation": "set", "property": "last_message", "id": last["id"], "value": last })
     };
-    Ok(Some(change(
+    change(
         update_operation(version),
-        conversation_object(&renderer, conversation),
+        conversation_object(view, conversation),
         json!([
             last_message,
             { "operation": "set", "property": "unread_message_count",
-              "value": view.unread_message_count },
+              "value": seen.unread_message_count },
             { "operation": "set", "property": "total_message_count",
-              "value": view.total_message_count },
+              "value": seen.total_message_count },
         ]),
-    )))
+    )
 }
 
 /// The main packet for `event`; `None` when there is nothing to send.
@@ -644,7 +765,16 @@ async fn conversation_op(
             json!({ "operation": "delete", "property": format!("metadata.{}", escape_segment(key)) })
         }
         ConversationOp::UnreadMessageCount => {
-            let Some(current) = seen_conversation(state, actor, conversation).await else {
+            let Some(user) = actor.user_id() else {
+                return Ok(None);
+            };
+            let seen = state
+                .store
+                .delivery_view(actor.app_id, user, conversation, None)
+                .await
+                .ok()
+                .flatten();
+            let Some(current) = seen.filter(DeliveryView::sees_conversation) else {
                 return Ok(None);
             };
             json!({ "operation": "set", "property": "unread_message_count",

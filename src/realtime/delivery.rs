@@ -102,6 +102,8 @@ impl Delivery {
                     return Err(err.into());
                 }
             };
+            // Whatever the batch holds was committed before now (see `MessageCache::get`).
+            let read_at = std::time::Instant::now();
             let full = batch.len() == BATCH as usize;
             for change in batch {
                 // Until it is queued, nothing else is stamped after it.
@@ -114,6 +116,7 @@ impl Delivery {
                         &self.actor,
                         self.socket.version,
                         event,
+                        read_at,
                     )
                     .await;
                     let packets = match rendered {

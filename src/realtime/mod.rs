@@ -26,6 +26,7 @@ pub mod changes;
 mod connection;
 mod delivery;
 pub mod hub;
+mod message_cache;
 pub mod packet;
 mod pg;
 mod requests;
@@ -54,6 +55,8 @@ const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
 pub struct Realtime {
     pub hub: Arc<Hub>,
     pub fanout: Arc<dyn Fanout>,
+    /// Messages being delivered, loaded once for all of this node's sockets.
+    messages: Arc<message_cache::MessageCache>,
 }
 
 impl Realtime {
@@ -63,6 +66,7 @@ impl Realtime {
         Realtime {
             fanout: Arc::new(hub::Local(hub.clone())),
             hub,
+            messages: Default::default(),
         }
     }
 
@@ -71,7 +75,14 @@ impl Realtime {
     pub fn postgres(pool: sqlx::PgPool, url: String) -> (Self, tokio::task::JoinHandle<()>) {
         let hub = Hub::new();
         let (fanout, listener) = pg::PgFanout::start(pool, url, hub.clone());
-        (Realtime { hub, fanout }, listener)
+        (
+            Realtime {
+                hub,
+                fanout,
+                messages: Default::default(),
+            },
+            listener,
+        )
     }
 
     /// A session was deleted: its sockets close.

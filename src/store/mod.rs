@@ -7,6 +7,8 @@ mod channels;
 mod channels_sql;
 mod content;
 mod content_sql;
+mod delivery;
+pub(crate) mod delivery_sql;
 mod messaging;
 mod messaging_sql;
 mod postgres;
@@ -28,6 +30,7 @@ use uuid::Uuid;
 pub use changes::{Change, ChangeFeed, ChangeLogStore, ConversationOp, Event};
 pub use channels::*;
 pub use content::{Content, ContentStore};
+pub use delivery::{DeliveryStore, DeliveryView, OwnReceipt, SeenMessage};
 pub use messaging::*;
 pub use timestamp::Timestamp;
 pub use users::{Badge, PushToken, UserState, UserStore};
@@ -247,6 +250,7 @@ pub trait Store:
     + UserStore
     + ChangeLogStore
     + WebhookStore
+    + DeliveryStore
     + Send
     + Sync
     + 'static

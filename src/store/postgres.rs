@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::changes_sql::impl_change_log;
 use super::channels_sql::impl_channel_store;
 use super::content_sql::impl_content_store;
+use super::delivery_sql::impl_delivery_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -49,6 +50,7 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, Backend::Postgres);
+impl_delivery_store!(PgStore);
 impl_messaging_store!(PgStore, sqlx::Postgres);
 impl_change_log!(PgStore, sqlx::Postgres);
 impl_channel_store!(PgStore, sqlx::Postgres);

@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 use super::changes_sql::impl_change_log;
 use super::channels_sql::impl_channel_store;
 use super::content_sql::impl_content_store;
+use super::delivery_sql::impl_delivery_store;
 use super::messaging_sql::impl_messaging_store;
 use super::sql::impl_sql_store;
 use super::users_sql::impl_user_store;
@@ -68,6 +69,7 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, Backend::Sqlite);
+impl_delivery_store!(SqliteStore);
 impl_messaging_store!(SqliteStore, sqlx::Sqlite);
 impl_change_log!(SqliteStore, sqlx::Sqlite);
 impl_channel_store!(SqliteStore, sqlx::Sqlite);

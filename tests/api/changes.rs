@@ -1285,3 +1285,163 @@ async fn mark_all_read_succeeds_alongside_concurrent_writes() {
         );
     }
 }
+
+/// The user's view of the conversation through REST (3.0), for comparison.
+async fn rest_view(server: &TestServer, token: &str, conversation: &str) -> Value {
+    let response = as_user(
+        server,
+        token,
+        Method::GET,
+        &format!("/conversations/{conversation}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    json(response).await
+}
+
+/// Asserts that a Conversation update carries the `last_message`, `unread_message_count` and
+/// `total_message_count` of the user's REST view; returns the counts.
+async fn matches_rest(
+    server: &TestServer,
+    token: &str,
+    conversation: &str,
+    update: &Value,
+) -> (i64, i64) {
+    let rest = rest_view(server, token, conversation).await;
+    let ops = &update["body"]["data"];
+    assert_eq!(ops[0]["value"], rest["last_message"], "{update}\n{rest}");
+    if !rest["last_message"].is_null() {
+        assert_eq!(ops[0]["id"], rest["last_message"]["id"], "{update}");
+    }
+    assert_eq!(ops[1]["value"], rest["unread_message_count"], "{update}");
+    assert_eq!(ops[2]["value"], rest["total_message_count"], "{update}");
+    (
+        ops[1]["value"].as_i64().unwrap(),
+        ops[2]["value"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn conversation_updates_carry_the_counts_and_last_message_of_each_users_view() {
+    let server = TestServer::start_with(&[("LAYER__WEBSOCKET__REPLAY_MARGIN_MS", "0")]).await;
+    let users = ["alice", "bob", "carol", "dave", "eve", "frank"];
+    let conversation = server.conversation_of(&users).await;
+    let mut tokens = std::collections::HashMap::new();
+    for user in users {
+        tokens.insert(user, server.session_for(user).await);
+    }
+    let response = server
+        .platform(Method::POST, "/users/bob/blocks")
+        .json(&json!({"user_id": "eve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let m1 = send_as(&server, &tokens["alice"], &conversation, "one").await;
+    let m1_path = format!("/messages/{}", m1.rsplit('/').next().unwrap());
+    // Hidden for bob, who blocked eve.
+    let e1 = send_as(&server, &tokens["eve"], &conversation, "from eve").await;
+    // bob deletes m1 for himself, carol the conversation; dave reads m1; frank is removed.
+    delete_as(
+        &server,
+        &tokens["bob"],
+        &format!("{m1_path}?mode=my_devices"),
+    )
+    .await;
+    delete_as(
+        &server,
+        &tokens["carol"],
+        &format!("/conversations/{conversation}?mode=my_devices"),
+    )
+    .await;
+    let response = as_user(
+        &server,
+        &tokens["dave"],
+        Method::POST,
+        &format!("{m1_path}/receipts"),
+    )
+    .json(&json!({"type": "read"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    patch_as(
+        &server,
+        &tokens["alice"],
+        &conversation,
+        json!([{"operation": "remove", "property": "participants", "value": "frank"}]),
+    )
+    .await;
+
+    let mut sockets = Vec::new();
+    for user in users {
+        sockets.push((user, open(&server, &tokens[user], "layer-3.0").await));
+    }
+    let m2 = send_as(&server, &tokens["alice"], &conversation, "two").await;
+    let mut stamp = String::new();
+    for (user, ws) in &mut sockets {
+        if *user == "frank" {
+            continue;
+        }
+        let create = ws.change("create", "Message").await;
+        assert_eq!(create["body"]["object"]["id"], m2.as_str());
+        assert_eq!(
+            create["body"]["data"]["is_unread"],
+            *user != "alice",
+            "{create}"
+        );
+        let update = ws.conversation_counts().await;
+        assert_eq!(update["body"]["data"][0]["value"], create["body"]["data"]);
+        let counts = matches_rest(&server, &tokens[*user], &conversation, &update).await;
+        let expected = match *user {
+            "alice" => (1, 3),
+            "bob" | "carol" => (1, 1),
+            "dave" | "eve" => (2, 3),
+            _ => unreachable!(),
+        };
+        assert_eq!(counts, expected, "{user}");
+        if *user == "dave" {
+            stamp = create["timestamp"].as_str().unwrap().to_owned();
+        }
+    }
+
+    // frank still sees m1 and e1: deleting m1 for himself leaves e1 his last message.
+    delete_as(
+        &server,
+        &tokens["frank"],
+        &format!("{m1_path}?mode=my_devices"),
+    )
+    .await;
+    let frank = &mut sockets.last_mut().unwrap().1;
+    frank.change("delete", "Message").await;
+    let update = frank.conversation_counts().await;
+    assert_eq!(update["body"]["data"][0]["id"], e1.as_str());
+    let counts = matches_rest(&server, &tokens["frank"], &conversation, &update).await;
+    assert_eq!(counts, (1, 1));
+
+    // A replay renders m2's create with the conversation as it is now: m3 is the last message.
+    let m3 = send_as(&server, &tokens["eve"], &conversation, "three").await;
+    let dave = &mut sockets[3].1;
+    assert_eq!(dave.message().await["body"]["object"]["id"], m3.as_str());
+    let mut replay = open(&server, &tokens["dave"], "layer-3.0").await;
+    replay
+        .ok("Event.replay", None, json!({ "from_timestamp": stamp }))
+        .await;
+    let create = replay.change("create", "Message").await;
+    assert_eq!(create["body"]["object"]["id"], m2.as_str());
+    let update = replay.conversation_counts().await;
+    assert_eq!(update["body"]["data"][0]["id"], m3.as_str());
+    assert_eq!(
+        matches_rest(&server, &tokens["dave"], &conversation, &update).await,
+        (3, 4)
+    );
+    assert_eq!(
+        replay.change("create", "Message").await["body"]["object"]["id"],
+        m3.as_str()
+    );
+    let update = replay.conversation_counts().await;
+    assert_eq!(update["body"]["data"][0]["id"], m3.as_str());
+    replay.nothing_pending().await;
+}

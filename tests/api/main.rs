@@ -12,6 +12,7 @@ mod content;
 mod content_references;
 mod conversations;
 mod dedup;
+mod fanout_queries;
 mod identities;
 mod isolation;
 mod messages;

@@ -1,0 +1,100 @@
+//! What a message fan-out costs the database: statements per recipient socket, counted from
+//! sqlx's statement log (Issue 8). Postgres only: the test's runtime thread sees the statement
+//! events of Postgres connections; SQLite runs its statements (and logs them) on worker threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+use layer_server::store::Backend;
+
+use crate::common::TestServer;
+use crate::websocket::open;
+
+#[derive(Clone, Default)]
+struct Statements {
+    count: Arc<AtomicUsize>,
+    texts: Arc<Mutex<Vec<String>>>,
+}
+
+struct Text(String);
+impl tracing::field::Visit for Text {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" {
+            self.0 = format!("{value:?}");
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "summary" {
+            self.0 = value.to_owned();
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.count.fetch_add(1, Ordering::SeqCst);
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.texts.lock().unwrap().push(text.0);
+        }
+    }
+}
+
+/// Per socket: its change-log read and one `delivery_view`; the message itself and its
+/// identities are loaded once for all of them (four statements), not once per socket.
+#[tokio::test]
+async fn a_fan_out_costs_two_statements_per_recipient_socket() {
+    let statements = Statements::default();
+    let subscriber = tracing_subscriber::registry().with(statements.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = TestServer::start().await;
+    if server.store.backend() != Backend::Postgres {
+        return;
+    }
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let conversation = server.conversation_of(&names).await;
+    let mut sockets = Vec::new();
+    for user in &names {
+        let token = server.session_for(user).await;
+        sockets.push(open(&server, &token, "layer-3.0").await);
+    }
+    let token = server.session_for("u0").await;
+    for round in 0..3 {
+        statements.count.store(0, Ordering::SeqCst);
+        statements.texts.lock().unwrap().clear();
+        let response = server
+            .client(
+                reqwest::Method::POST,
+                &format!("/conversations/{conversation}/messages"),
+            )
+            .header("authorization", format!("Layer session-token=\"{token}\""))
+            .json(&json!({"parts": [{"mime_type": "text/plain", "body": format!("m{round}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        for ws in &mut sockets {
+            ws.message().await;
+        }
+        let total = statements.count.load(Ordering::SeqCst);
+        let texts = statements.texts.lock().unwrap().clone();
+        let count = |prefix: &str| texts.iter().filter(|t| t.starts_with(prefix)).count();
+        let report = format!("round {round}: {total} statements: {texts:#?}");
+        // Exactly one view per socket; the message (with its parts, receipts and identities)
+        // loaded once by delivery, whatever the send path reads; change-log reads; the send.
+        assert_eq!(count("with mem as"), sockets.len(), "{report}");
+        for load in [
+            "select id, conversation_id, position",
+            "select message_id, id, mime_type",
+        ] {
+            assert!(count(load) <= 2, "{report}");
+        }
+        assert!(total <= 3 * sockets.len() + 20, "{report}");
+    }
+}
