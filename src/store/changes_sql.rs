@@ -99,7 +99,7 @@ macro_rules! impl_change_log {
             /// `record_for`, then commits and names the touched users to the feed.
             async fn commit_for(
                 &self,
-                mut tx: sqlx::Transaction<'static, $db>,
+                mut tx: $crate::store::write_tx::WriteTx<$db>,
                 app_id: uuid::Uuid,
                 users: &[String],
                 event: &$crate::store::Event,

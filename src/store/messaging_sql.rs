@@ -799,7 +799,7 @@ macro_rules! impl_messaging_store {
             /// transaction; commits and names them to the feed.
             async fn commit_parts_changed(
                 &self,
-                mut tx: sqlx::Transaction<'static, $db>,
+                mut tx: $crate::store::write_tx::WriteTx<$db>,
                 app_id: uuid::Uuid,
                 conversation: uuid::Uuid,
                 event: $crate::store::Event,

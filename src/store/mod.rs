@@ -19,6 +19,7 @@ mod users;
 mod users_sql;
 pub mod webhooks;
 mod webhooks_sql;
+pub(crate) mod write_tx;
 
 use std::sync::Arc;
 

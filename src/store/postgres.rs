@@ -44,8 +44,11 @@ impl PgStore {
     const WRITABLE_CTES: bool = true;
 
     /// A transaction for a write (Postgres: a plain `BEGIN`; see `SqliteStore::begin`).
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.pool.begin().await
+    async fn begin(&self) -> Result<super::write_tx::WriteTx<sqlx::Postgres>, sqlx::Error> {
+        Ok(super::write_tx::WriteTx::new(
+            self.pool.begin().await?,
+            None,
+        ))
     }
 }
 

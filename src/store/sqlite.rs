@@ -25,6 +25,8 @@ pub struct SqliteStore {
     feed: std::sync::Arc<super::ChangeFeed>,
     /// Wakes this process's webhook worker after commits that enqueued deliveries.
     hooks: std::sync::Arc<tokio::sync::Notify>,
+    /// The write permit of this process (one writer at a time; see `WriteTx`).
+    writer: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl SqliteStore {
@@ -52,6 +54,7 @@ impl SqliteStore {
             pool,
             feed: super::ChangeFeed::new(),
             hooks: Default::default(),
+            writer: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
@@ -63,8 +66,13 @@ impl SqliteStore {
     /// holds a WAL snapshot, and its first write fails at once with `SQLITE_BUSY` (no busy wait)
     /// when another connection committed in between; taking the lock first serialises the
     /// writers instead of failing one of them.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ///
+    /// Writers of this process first queue for its one write permit (see `WriteTx`).
+    async fn begin(&self) -> Result<super::write_tx::WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        // The semaphore is never closed.
+        let permit = self.writer.clone().acquire_owned().await.ok();
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(super::write_tx::WriteTx::new(tx, permit))
     }
 }
 
