@@ -1,6 +1,7 @@
 //! What a message fan-out costs the database: statements per recipient socket, counted from
 //! sqlx's statement log (Issue 8). Postgres only: the test's runtime thread sees the statement
 //! events of Postgres connections; SQLite runs its statements (and logs them) on worker threads.
+//! Run it alone: `LAYER_TEST_BACKEND=postgres cargo test --test api fanout_queries -- --ignored`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,12 @@ impl<S: tracing::Subscriber> Layer<S> for Statements {
 
 /// Per socket: its change-log read and one `delivery_view`; the message itself and its
 /// identities are loaded once for all of them (four statements), not once per socket.
+///
+/// It counts the `sqlx::query` events its thread's subscriber sees; in a process running other
+/// tests (their subscribers, their tracing callsites) it saw none at all once in a while. So
+/// it is ignored in the suite and `.ci/test` runs it in a process of its own.
 #[tokio::test]
+#[ignore = "needs a process of its own: .ci/test runs it with --ignored"]
 async fn a_fan_out_costs_two_statements_per_recipient_socket() {
     let statements = Statements::default();
     let subscriber = tracing_subscriber::registry().with(statements.clone());
