@@ -9,6 +9,9 @@ macro_rules! impl_messaging_store {
 
         type Conn = <$db as sqlx::Database>::Connection;
 
+        /// A participant of a send: user, whether they blocked the sender, their identity.
+        type AudienceRow = (String, bool, Option<$crate::store::Identity>);
+
         /// Row of `conversations` in select order.
         type ConversationRow = (
             uuid::Uuid,
@@ -343,12 +346,14 @@ macro_rules! impl_messaging_store {
             /// The first write of a send: takes the conversation's next position (and its row
             /// lock) if the sender may send (not suspended; with `as_participant`, a
             /// participant who sees the conversation), then inserts the message and its
-            /// parts. `None` when a check failed or the id is taken (`send_refused` says
-            /// which). One statement on Postgres; two calls on SQLite.
+            /// parts; then reads the audience (`send_audience`). `None` when a check failed or
+            /// the id is taken (`send_refused` says which). Two statements on Postgres (the
+            /// audience is read after the row lock is taken, so a concurrent membership change
+            /// is seen); one call on SQLite (its write lock is already held).
             async fn insert_message(
                 conn: &mut Conn,
                 new: &$crate::store::NewMessage,
-            ) -> $crate::store::StoreResult<Option<i64>> {
+            ) -> $crate::store::StoreResult<Option<(i64, Vec<AudienceRow>)>> {
                 let (sender_user, sender_name) = sender_columns(&new.sender);
                 let mut query = sqlx::QueryBuilder::<$db>::new(if Self::WRITABLE_CTES {
                     "with claimed as ("
@@ -387,20 +392,22 @@ macro_rules! impl_messaging_store {
                             .push(")");
                     }
                 }
-                query.push(" returning last_position");
                 let notification = new.notification.as_ref().map(sqlx::types::Json);
                 if !Self::WRITABLE_CTES {
-                    let position: Option<i64> =
-                        query.build_query_scalar().fetch_optional(&mut *conn).await?;
-                    let Some(position) = position else {
-                        return Ok(None);
+                    // One call: `changes()` is the row count of the last insert or update
+                    // before the statement, so each statement goes on only if the one before
+                    // wrote (the select in between counts no rows).
+                    let claimed = |query: &mut sqlx::QueryBuilder<'_, $db>| {
+                        query
+                            .push("(select last_position from conversations where app_id = ")
+                            .push_bind(new.app_id)
+                            .push(" and id = ")
+                            .push_bind(new.conversation_id)
+                            .push(")");
                     };
-                    // Channel messages share the id space (`layer:///messages/<uuid>`). The
-                    // message and its parts in one call; the parts only if the message was
-                    // written (a taken id writes nothing: a message of this conversation at
-                    // the position just taken can only be this one).
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "insert into messages
+                    // Channel messages share the id space (`layer:///messages/<uuid>`).
+                    query.push(
+                        "; insert into messages
                             (app_id, id, conversation_id, position, sender_user_id, sender_name, sent_at, notification)
                          select ",
                     );
@@ -410,8 +417,9 @@ macro_rules! impl_messaging_store {
                         .push_bind(new.id)
                         .push(", ")
                         .push_bind(new.conversation_id)
-                        .push(", ")
-                        .push_bind(position)
+                        .push(", ");
+                    claimed(&mut query);
+                    query
                         .push(", ")
                         .push_bind(sender_user)
                         .push(", ")
@@ -420,11 +428,18 @@ macro_rules! impl_messaging_store {
                         .push_bind(new.sent_at)
                         .push(", ")
                         .push_bind(notification)
-                        .push(" where not exists (select 1 from channel_messages where app_id = ")
+                        .push(
+                            " where changes() = 1 and not exists
+                               (select 1 from channel_messages where app_id = ",
+                        )
                         .push_bind(new.app_id)
                         .push(" and id = ")
                         .push_bind(new.id)
-                        .push(") on conflict do nothing");
+                        .push(") on conflict do nothing; select ");
+                    claimed(&mut query);
+                    query.push(" as claimed_position, ");
+                    Self::push_audience(&mut query, new.app_id, new.conversation_id, sender_user);
+                    query.push(" and changes() = 1 order by m.seq");
                     if !new.parts.is_empty() {
                         query.push(
                             "; insert into message_parts
@@ -432,22 +447,32 @@ macro_rules! impl_messaging_store {
                              select * from (",
                         );
                         Self::push_part_values(&mut query, new.app_id, new.id, 0, &new.parts);
-                        query
-                            .push(") where exists (select 1 from messages where app_id = ")
-                            .push_bind(new.app_id)
-                            .push(" and id = ")
-                            .push_bind(new.id)
-                            .push(" and conversation_id = ")
-                            .push_bind(new.conversation_id)
-                            .push(" and position = ")
-                            .push_bind(position)
-                            .push(")");
+                        query.push(") where changes() = 1");
                     }
-                    if query.build().execute(&mut *conn).await?.rows_affected() == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(position));
+                    let rows = query.build().fetch_all(&mut *conn).await?;
+                    let position: i64 = match rows.first() {
+                        Some(row) => sqlx::Row::try_get(row, "claimed_position")?,
+                        None => {
+                            // No participant, or nothing written: the parts insert (a message
+                            // has at least one part) says which.
+                            let written: i64 = sqlx::query_scalar("select changes()")
+                                .fetch_one(&mut *conn)
+                                .await?;
+                            if written == 0 {
+                                return Ok(None);
+                            }
+                            sqlx::query_scalar(
+                                "select last_position from conversations where app_id = $1 and id = $2",
+                            )
+                            .bind(new.app_id)
+                            .bind(new.conversation_id)
+                            .fetch_one(&mut *conn)
+                            .await?
+                        }
+                    };
+                    return Ok(Some((position, Self::audience_rows(&rows)?)));
                 }
+                query.push(" returning last_position");
                 query
                     .push(
                         "), message as (insert into messages
@@ -482,7 +507,15 @@ macro_rules! impl_messaging_store {
                     query.push(") as v)");
                 }
                 query.push(" select position from message");
-                Ok(query.build_query_scalar().fetch_optional(&mut *conn).await?)
+                let position: Option<i64> = query.build_query_scalar().fetch_optional(&mut *conn).await?;
+                let Some(position) = position else {
+                    return Ok(None);
+                };
+                let mut query = sqlx::QueryBuilder::<$db>::new("select ");
+                Self::push_audience(&mut query, new.app_id, new.conversation_id, sender_user);
+                query.push(" order by m.seq");
+                let rows = query.build().fetch_all(&mut *conn).await?;
+                Ok(Some((position, Self::audience_rows(&rows)?)))
             }
 
             /// `send_message`; `None` when it was refused for a reason gone by now.
@@ -493,16 +526,13 @@ macro_rules! impl_messaging_store {
                 use $crate::store::{ReceiptStatus, SendMessage};
                 let (sender_user, _) = sender_columns(&new.sender);
                 let mut tx = self.begin().await?;
-                // The position, the message and its parts, after the checks (one statement on
-                // Postgres); `None` when a check failed or the id is taken.
-                let Some(position) = Self::insert_message(&mut tx, new).await? else {
+                // The position, the message and its parts after the checks, and the audience;
+                // `None` when a check failed or the id is taken.
+                let Some((position, rows)) = Self::insert_message(&mut tx, new).await? else {
                     drop(tx);
                     return self.send_refused(new).await;
                 };
                 Self::reference_contents(&mut tx, new.app_id, new.id, &new.parts, new.sent_at).await?;
-                // The participants (who blocked the sender, and their identities), read after
-                // the conversation row is locked, so a concurrent membership change is seen.
-                let rows = Self::send_audience(&mut tx, new.app_id, new.conversation_id, sender_user).await?;
                 let mut recipient_status = Vec::with_capacity(rows.len());
                 let mut audience = Vec::with_capacity(rows.len());
                 let mut blocked_by = Vec::new();
@@ -605,30 +635,39 @@ macro_rules! impl_messaging_store {
                 Ok(channel_message.map(|_| SendMessage::IdInUseByChannelMessage))
             }
 
-            /// The participants of a conversation, in order: whether each blocked `sender`, and
-            /// their identity if they have one.
-            async fn send_audience(
-                conn: &mut Conn,
+            /// The select list and conditions (without `select`, open for more conditions) of
+            /// a conversation's participants: whether each blocked `sender`, and their identity
+            /// if they have one (decoded by `audience_rows`).
+            fn push_audience<'a>(
+                query: &mut sqlx::QueryBuilder<'a, $db>,
                 app_id: uuid::Uuid,
                 conversation_id: uuid::Uuid,
-                sender: Option<&str>,
-            ) -> $crate::store::StoreResult<Vec<(String, bool, Option<$crate::store::Identity>)>> {
+                sender: Option<&'a str>,
+            ) {
+                query
+                    .push(
+                        "m.user_id as member_id,
+                         exists (select 1 from blocks b where b.app_id = m.app_id
+                                 and b.owner_user_id = m.user_id and b.blocked_user_id = ",
+                    )
+                    .push_bind(sender)
+                    .push(concat!(
+                        ") as blocked, ",
+                        $crate::store::messaging_sql::joined_identity_columns!(),
+                        " from conversation_members m
+                         left join identities i on i.app_id = m.app_id and i.user_id = m.user_id
+                         where m.app_id = "
+                    ))
+                    .push_bind(app_id)
+                    .push(" and m.conversation_id = ")
+                    .push_bind(conversation_id)
+                    .push(" and m.is_participant");
+            }
+
+            fn audience_rows(
+                rows: &[<$db as sqlx::Database>::Row],
+            ) -> $crate::store::StoreResult<Vec<AudienceRow>> {
                 use sqlx::Row;
-                let rows = sqlx::query(concat!(
-                    "select m.user_id as member_id,
-                        exists (select 1 from blocks b where b.app_id = m.app_id
-                                and b.owner_user_id = m.user_id and b.blocked_user_id = $3) as blocked, ",
-                    $crate::store::messaging_sql::joined_identity_columns!(),
-                    " from conversation_members m
-                     left join identities i on i.app_id = m.app_id and i.user_id = m.user_id
-                     where m.app_id = $1 and m.conversation_id = $2 and m.is_participant
-                     order by m.seq"
-                ))
-                .bind(app_id)
-                .bind(conversation_id)
-                .bind(sender)
-                .fetch_all(&mut *conn)
-                .await?;
                 rows.iter()
                     .map(|row| {
                         let member: String = row.try_get("member_id")?;
