@@ -11,6 +11,8 @@
 #   BENCH_PG_ADMIN  Postgres server the fresh database is created on
 #                   (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_PORT      port of the server under test (default 18080)
+#   BENCH_PG_PARAMS query string added to the fresh database's URL (server and baseline alike),
+#                   e.g. 'sslmode=disable' (sqlx prefers TLS when the server offers it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -53,7 +55,7 @@ for backend in "${backends[@]}"; do
     if [[ $backend == postgres ]]; then
         database=layer_bench_$(date +%s)
         psql -q "$PG_ADMIN" -c "create database $database"
-        db_url=${PG_ADMIN%/*}/$database
+        db_url=${PG_ADMIN%/*}/$database${BENCH_PG_PARAMS:+?$BENCH_PG_PARAMS}
     elif [[ $backend != sqlite ]]; then
         echo "unknown backend $backend (sqlite, postgres)" >&2
         exit 2
