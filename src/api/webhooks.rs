@@ -178,8 +178,16 @@ async fn register(
             ),
         ));
     }
-    let hook = load(&state, caller.app_id, new.id).await?;
+    let hook = unverified(load(&state, caller.app_id, new.id).await?);
     Ok(json_response(StatusCode::CREATED, &render(&state, &hook)))
+}
+
+/// The webhook as a registration or an activation left it: awaiting verification. A worker (of
+/// any node) may already have verified it by the time it is read back for the answer.
+fn unverified(mut hook: Webhook) -> Webhook {
+    hook.status = crate::store::webhooks::UNVERIFIED.to_owned();
+    hook.status_reason = None;
+    hook
 }
 
 async fn activate(
@@ -195,7 +203,7 @@ async fn activate(
     {
         return Err(not_found());
     }
-    let hook = load(&state, caller.app_id, id).await?;
+    let hook = unverified(load(&state, caller.app_id, id).await?);
     Ok(json_response(StatusCode::OK, &render(&state, &hook)))
 }
 
