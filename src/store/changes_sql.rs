@@ -33,22 +33,9 @@ macro_rules! impl_change_log {
                 let mut heads: std::collections::HashMap<String, (i64, $crate::store::Timestamp)> =
                     std::collections::HashMap::with_capacity(counts.len());
                 for chunk in counts.chunks(CHUNK) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "insert into user_streams (app_id, user_id, last_seq, last_at) ",
-                    );
-                    query.push_values(chunk, |mut row, (user, n)| {
-                        row.push_bind(app_id)
-                            .push_bind(user.as_str())
-                            .push_bind(*n)
-                            .push_bind(now);
-                    });
-                    query.push(
-                        " on conflict (app_id, user_id) do update set
-                            last_seq = user_streams.last_seq + excluded.last_seq,
-                            last_at = case when user_streams.last_at > excluded.last_at
-                                then user_streams.last_at else excluded.last_at end
-                          returning user_id, last_seq, last_at",
-                    );
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    Self::push_stream_heads(&mut query, app_id, chunk, now);
+                    query.push(" returning user_id, last_seq, last_at");
                     let rows: Vec<(String, i64, $crate::store::Timestamp)> =
                         query.build_query_as().fetch_all(&mut *conn).await?;
                     heads.extend(rows.into_iter().map(|(user, seq, at)| (user, (seq, at))));
@@ -82,6 +69,30 @@ macro_rules! impl_change_log {
                     query.build().execute(&mut *conn).await?;
                 }
                 Ok(counts.into_iter().map(|(user, _)| user).collect())
+            }
+
+            /// The upsert of `user_streams` that advances each user's head by their count of
+            /// new changes (users in sorted order, so concurrent writers lock them in the same
+            /// order); `at` never goes backwards. Open for a `returning` clause.
+            fn push_stream_heads<'a>(
+                query: &mut sqlx::QueryBuilder<'a, $db>,
+                app_id: uuid::Uuid,
+                counts: &'a [(String, i64)],
+                now: $crate::store::Timestamp,
+            ) {
+                query.push("insert into user_streams (app_id, user_id, last_seq, last_at) ");
+                query.push_values(counts, |mut row, (user, n)| {
+                    row.push_bind(app_id)
+                        .push_bind(user.as_str())
+                        .push_bind(*n)
+                        .push_bind(now);
+                });
+                query.push(
+                    " on conflict (app_id, user_id) do update set
+                        last_seq = user_streams.last_seq + excluded.last_seq,
+                        last_at = case when user_streams.last_at > excluded.last_at
+                            then user_streams.last_at else excluded.last_at end",
+                );
             }
 
             /// `record` for one event to several users.

@@ -583,14 +583,8 @@ macro_rules! impl_messaging_store {
                 use $crate::store::SendMessage;
                 let mut conn = self.pool.acquire().await?;
                 if let $crate::store::Sender::User(user) = &new.sender {
-                    let suspended: Option<bool> = sqlx::query_scalar(
-                        "select suspended from users where app_id = $1 and user_id = $2",
-                    )
-                    .bind(new.app_id)
-                    .bind(user.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if suspended == Some(true) {
+                    let state = $crate::store::UserStore::user_state(self, new.app_id, user).await?;
+                    if state.suspended {
                         return Ok(Some(SendMessage::SenderSuspended));
                     }
                     if new.as_participant {
@@ -736,6 +730,8 @@ macro_rules! impl_messaging_store {
                 // Sorted, as `record` locks users' streams, so concurrent writers lock them
                 // in the same order.
                 touched.sort();
+                // One new change per user.
+                let heads: Vec<(String, i64)> = touched.iter().map(|u| (u.clone(), 1)).collect();
                 // Serialising this plain enum cannot fail.
                 let json = serde_json::to_string(&event).unwrap_or_default();
                 if !Self::WRITABLE_CTES {
@@ -747,20 +743,10 @@ macro_rules! impl_messaging_store {
                         query.push("; ");
                     }
                     if !touched.is_empty() {
-                        query.push("insert into user_streams (app_id, user_id, last_seq, last_at) ");
-                        query.push_values(&touched, |mut row, user| {
-                            row.push_bind(app_id)
-                                .push_bind(user.as_str())
-                                .push_bind(1_i64)
-                                .push_bind(now);
-                        });
+                        Self::push_stream_heads(&mut query, app_id, &heads, now);
                         query
                             .push(
-                                " on conflict (app_id, user_id) do update set
-                                    last_seq = user_streams.last_seq + 1,
-                                    last_at = case when user_streams.last_at > excluded.last_at
-                                        then user_streams.last_at else excluded.last_at end;
-                                 insert into changes (app_id, user_id, seq, at, event)
+                                "; insert into changes (app_id, user_id, seq, at, event)
                                  select app_id, user_id, last_seq, last_at, ",
                             )
                             .push_bind(json)
@@ -786,20 +772,11 @@ macro_rules! impl_messaging_store {
                     query.push("), ");
                 }
                 if !touched.is_empty() {
-                    query.push("heads as (insert into user_streams (app_id, user_id, last_seq, last_at) ");
-                    query.push_values(&touched, |mut row, user| {
-                        row.push_bind(app_id)
-                            .push_bind(user.as_str())
-                            .push_bind(1_i64)
-                            .push_bind(now);
-                    });
+                    query.push("heads as (");
+                    Self::push_stream_heads(&mut query, app_id, &heads, now);
                     query
                         .push(
-                            " on conflict (app_id, user_id) do update set
-                                last_seq = user_streams.last_seq + excluded.last_seq,
-                                last_at = case when user_streams.last_at > excluded.last_at
-                                    then user_streams.last_at else excluded.last_at end
-                              returning user_id, last_seq, last_at),
+                            " returning user_id, last_seq, last_at),
                             logged as (insert into changes (app_id, user_id, seq, at, event)
                               select ",
                         )
