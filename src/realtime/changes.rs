@@ -18,6 +18,16 @@ use crate::render::{conversation_uri, message_uri, View};
 use crate::store::{ConversationOp, DeliveryView, Event, Message, ReceiptStatus};
 use crate::version::ApiVersion;
 
+/// When and how a delivery task read a change from its user's log.
+#[derive(Debug, Clone, Copy)]
+pub struct Read {
+    pub at: Instant,
+    /// Read for an `Event.replay`: what the change renders is read as the database holds it
+    /// now, not shared with the live fan-out (whose snapshots may be up to a TTL older; the
+    /// changes after them would converge, but a replay is rare and should not show them).
+    pub replay: bool,
+}
+
 /// A dot inside one segment of a Layer-Patch property path (client-wire-protocol.md §7).
 pub fn escape_segment(segment: &str) -> String {
     segment.replace('.', "\\.")
@@ -43,26 +53,28 @@ fn update_operation(version: ApiVersion) -> &'static str {
 }
 
 /// The packets for `event` as the socket's user sees it (none when there is nothing to send).
-/// `read_at`: when the delivery task read the change from the log.
+/// `read`: when and how the delivery task read the change from the log.
 ///
 /// A message create or delete is followed by a Conversation update refreshing the per-user
 /// fields it changed (`last_message`, `unread_message_count`, `total_message_count`): they are
 /// derived here, at delivery, from the conversation as the user sees it now, so the send path
 /// writes no extra change rows for them.
 ///
-/// Per recipient socket, a create costs one statement (`DeliveryStore::delivery_view`: whether
-/// the user sees the message, their receipt of it, their counts and last message); the message
-/// itself and the identities it mentions come from the node's `MessageCache`, loaded once for
-/// all sockets.
+/// A create costs no statement per recipient socket: whether the user sees the message, their
+/// receipt of it, their counts and last message come from the node's `ViewCache` (one
+/// statement for all members), and the message itself and the identities it mentions from its
+/// `MessageCache` (loaded once for all sockets, or kept from the send on the sending node).
 pub async fn render(
     state: &AppState,
     actor: &Actor,
     version: ApiVersion,
     event: &Event,
-    read_at: Instant,
+    read: Read,
 ) -> ApiResult<Vec<(PacketType, Value)>> {
     match event {
-        Event::MessageCreated { message } => message_created(state, actor, version, *message).await,
+        Event::MessageCreated { message } => {
+            message_created(state, actor, version, *message, read).await
+        }
         Event::MessageDeleted { conversation, .. } => {
             let mut packets: Vec<_> = render_one(state, actor, version, event)
                 .await?
@@ -70,7 +82,7 @@ pub async fn render(
                 .collect();
             if let Some(conversation) = conversation {
                 packets.extend(
-                    conversation_counts(state, actor, version, *conversation, read_at).await?,
+                    conversation_counts(state, actor, version, *conversation, read.at).await?,
                 );
             }
             Ok(packets)
@@ -146,6 +158,7 @@ async fn message_created(
     actor: &Actor,
     version: ApiVersion,
     id: Uuid,
+    read: Read,
 ) -> ApiResult<Vec<(PacketType, Value)>> {
     let Some(user) = actor.user_id() else {
         return Ok(Vec::new());
@@ -156,11 +169,12 @@ async fn message_created(
         return Ok(Vec::new());
     };
     let conversation = loaded.message.conversation_id;
-    let Some(seen) = skipped(
-        store
-            .delivery_view(app_id, user, conversation, Some(id))
-            .await,
-    ) else {
+    let views = &state.realtime.views;
+    let fresh = read.replay.then_some(read.at);
+    let seen = views
+        .get(store, app_id, conversation, id, user, fresh)
+        .await;
+    let Some(seen) = skipped(seen) else {
         return Ok(Vec::new());
     };
     if seen

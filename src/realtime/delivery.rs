@@ -102,8 +102,11 @@ impl Delivery {
                     return Err(err.into());
                 }
             };
-            // Whatever the batch holds was committed before now (see `MessageCache::get`).
-            let read_at = std::time::Instant::now();
+            // Whatever the batch holds was committed before now (see `message_cache`).
+            let read = super::changes::Read {
+                at: std::time::Instant::now(),
+                replay: from.is_some(),
+            };
             let full = batch.len() == BATCH as usize;
             for change in batch {
                 // Until it is queued, nothing else is stamped after it.
@@ -116,7 +119,7 @@ impl Delivery {
                         &self.actor,
                         self.socket.version,
                         event,
-                        read_at,
+                        read,
                     )
                     .await;
                     let packets = match rendered {

@@ -1,58 +1,117 @@
-//! Messages being fanned out, loaded once per node instead of once per recipient socket.
+//! What a fan-out reads once per node instead of once per recipient socket.
 //!
 //! A new message reaches every socket of every participant at about the same time; each
-//! socket's delivery task renders it for its user. What does not depend on the user (the
-//! message with its parts and receipts, and the identities its rendering mentions) is loaded
-//! once here and shared for a short while: concurrent misses for the same message wait for one
-//! load (single flight). What does depend on the user (whether they see it, their own receipt,
-//! their counts) is read per socket (`DeliveryStore::delivery_view`), never taken from here.
+//! socket's delivery task renders it for its user. What it needs is loaded once here and shared
+//! for a short while; concurrent misses for the same key wait for one load (single flight):
+//! - `MessageCache`: the message with its parts and receipts, and the identities its rendering
+//!   mentions. The node that sent a message puts it here as the send returned it (`prime`), so
+//!   a single node never reads it back.
+//! - `ViewCache`: the conversation as each of its members sees it just after the message
+//!   (`DeliveryStore::delivery_views`, one statement for all members): whether they see the
+//!   message, their own receipt, their counts and their last message.
 //!
 //! An entry is a snapshot: a later change of the message (a receipt, a part edit, a delete)
 //! reaches each user's log after the create and is delivered as a patch setting absolute
 //! values, so a create rendered from a snapshot taken after the message was sent ends in the
-//! same state. Whoever needs a snapshot that includes every change the socket has already
-//! delivered (the last message of a Conversation update after a delete, which may be an older
-//! message) asks for one loaded after it read the change (`fresh_after`). Entries expire after
-//! `TTL`; at most `CAPACITY` are kept.
+//! same state. A user's log is written in commit order (its head row serializes the writers), so
+//! whatever a socket delivered before a create was committed before the create, and any snapshot
+//! taken after the create was read includes it. Whoever needs a snapshot that includes every
+//! change the socket has already delivered in some other order (the last message of a
+//! Conversation update after a delete, which may be an older message) asks for one loaded after
+//! it read the change (`fresh_after`). Entries expire after `TTL`; at most `CAPACITY` are kept.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use uuid::Uuid;
 
-use crate::store::{DynStore, Identity, Message, StoreResult};
+use crate::store::{DeliveryView, DynStore, Identity, Message, StoreResult};
 
 /// A fan-out at the benchmark's 500 messages/s touches ~1,000 messages per TTL.
 const CAPACITY: usize = 4096;
 /// Long enough for every socket of a fan-out, short enough that nothing else relies on it.
 const TTL: Duration = Duration::from_secs(2);
 
-/// A message as loaded for delivery.
-pub struct Loaded {
-    pub message: Message,
-    /// Identities of the users the message mentions (its sender and recipients).
-    pub identities: HashMap<String, Identity>,
-    loaded_at: Instant,
+/// Snapshots by key, each stamped with when its load began.
+struct Snapshots<K, V> {
+    entries: Cache<K, (Instant, Arc<V>)>,
 }
 
-pub struct MessageCache {
-    entries: Cache<(Uuid, Uuid), Arc<Loaded>>,
-}
-
-impl Default for MessageCache {
+impl<K: Eq + Hash + Clone, V> Default for Snapshots<K, V> {
     fn default() -> Self {
-        MessageCache {
+        Snapshots {
             entries: Cache::new(CAPACITY),
         }
     }
 }
 
-impl MessageCache {
-    /// The message (`None` when it does not exist), from a load begun at or after
+impl<K: Eq + Hash + Clone, V> Snapshots<K, V> {
+    /// The snapshot of `key` (`None` when there is nothing), from a load begun at or after
     /// `fresh_after` when given and within the TTL; loads it otherwise, once for all callers
     /// waiting for it. Failed and empty loads are not kept.
+    async fn get<F, Fut>(
+        &self,
+        key: K,
+        fresh_after: Option<Instant>,
+        load: F,
+    ) -> StoreResult<Option<Arc<V>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = StoreResult<Option<V>>>,
+    {
+        let asked_at = Instant::now();
+        let usable = |loaded_at: Instant| {
+            asked_at.saturating_duration_since(loaded_at) < TTL
+                && fresh_after.is_none_or(|after| loaded_at >= after)
+        };
+        let guard = match self
+            .entries
+            .entry_async(&key, |_, (loaded_at, value)| {
+                if usable(*loaded_at) {
+                    EntryAction::Retain(value.clone())
+                } else {
+                    EntryAction::ReplaceWithGuard
+                }
+            })
+            .await
+        {
+            EntryResult::Retained(value) => return Ok(Some(value)),
+            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => Some(guard),
+            // Neither is asked for (no `Remove`, no timeout): load without keeping it.
+            EntryResult::Removed(..) | EntryResult::Timeout => None,
+        };
+        let loaded_at = Instant::now();
+        let value = load().await?.map(Arc::new);
+        if let (Some(guard), Some(value)) = (guard, &value) {
+            let _ = guard.insert((loaded_at, value.clone()));
+        }
+        Ok(value)
+    }
+
+    /// Keeps `value` as the snapshot of `key` taken now.
+    fn put(&self, key: K, value: V) {
+        self.entries.insert(key, (Instant::now(), Arc::new(value)));
+    }
+}
+
+/// A message as loaded for delivery.
+pub struct Loaded {
+    pub message: Message,
+    /// Identities of the users the message mentions (its sender and recipients).
+    pub identities: HashMap<String, Identity>,
+}
+
+#[derive(Default)]
+pub struct MessageCache {
+    entries: Snapshots<(Uuid, Uuid), Loaded>,
+}
+
+impl MessageCache {
+    /// The message (`None` when it does not exist), loaded at or after `fresh_after` when given.
     pub async fn get(
         &self,
         store: &DynStore,
@@ -60,37 +119,26 @@ impl MessageCache {
         id: Uuid,
         fresh_after: Option<Instant>,
     ) -> StoreResult<Option<Arc<Loaded>>> {
-        let asked_at = Instant::now();
-        let usable = |loaded: &Loaded| {
-            asked_at.saturating_duration_since(loaded.loaded_at) < TTL
-                && fresh_after.is_none_or(|after| loaded.loaded_at >= after)
-        };
-        let guard = match self
-            .entries
-            .entry_async(&(app_id, id), |_, loaded| {
-                if usable(loaded) {
-                    EntryAction::Retain(loaded.clone())
-                } else {
-                    EntryAction::ReplaceWithGuard
-                }
-            })
+        self.entries
+            .get((app_id, id), fresh_after, || load(store, app_id, id))
             .await
-        {
-            EntryResult::Retained(loaded) => return Ok(Some(loaded)),
-            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => Some(guard),
-            // Neither is asked for (no `Remove`, no timeout): load without keeping it.
-            EntryResult::Removed(..) | EntryResult::Timeout => None,
+    }
+
+    /// A message just sent, as the send returned it, with the identities of its participants
+    /// (who are all the users it mentions when its sender is one of them).
+    pub fn prime(&self, message: &Message, identities: &[Identity]) {
+        let loaded = Loaded {
+            message: message.clone(),
+            identities: identities
+                .iter()
+                .map(|i| (i.user_id.clone(), i.clone()))
+                .collect(),
         };
-        let loaded = load(store, app_id, id).await?;
-        if let (Some(guard), Some(loaded)) = (guard, &loaded) {
-            let _ = guard.insert(loaded.clone());
-        }
-        Ok(loaded)
+        self.entries.put((message.app_id, message.id), loaded);
     }
 }
 
-async fn load(store: &DynStore, app_id: Uuid, id: Uuid) -> StoreResult<Option<Arc<Loaded>>> {
-    let loaded_at = Instant::now();
+async fn load(store: &DynStore, app_id: Uuid, id: Uuid) -> StoreResult<Option<Loaded>> {
     let Some(message) = store.message(app_id, id).await? else {
         return Ok(None);
     };
@@ -103,9 +151,40 @@ async fn load(store: &DynStore, app_id: Uuid, id: Uuid) -> StoreResult<Option<Ar
         .into_iter()
         .map(|i| (i.user_id.clone(), i))
         .collect();
-    Ok(Some(Arc::new(Loaded {
+    Ok(Some(Loaded {
         message,
         identities,
-        loaded_at,
-    })))
+    }))
+}
+
+/// The members' views of a conversation, by user, as of just after a message.
+#[derive(Default)]
+pub struct ViewCache {
+    entries: Snapshots<(Uuid, Uuid, Uuid), HashMap<String, DeliveryView>>,
+}
+
+impl ViewCache {
+    /// `user`'s view of `conversation` with `message` (`DeliveryStore::delivery_view`), read
+    /// once for all members of the conversation, at or after `fresh_after` when given.
+    pub async fn get(
+        &self,
+        store: &DynStore,
+        app_id: Uuid,
+        conversation: Uuid,
+        message: Uuid,
+        user: &str,
+        fresh_after: Option<Instant>,
+    ) -> StoreResult<Option<DeliveryView>> {
+        let key = (app_id, conversation, message);
+        let views = self
+            .entries
+            .get(key, fresh_after, || async move {
+                let views = store
+                    .delivery_views(app_id, conversation, Some(message), None)
+                    .await?;
+                Ok(Some(views))
+            })
+            .await?;
+        Ok(views.and_then(|views| views.get(user).cloned()))
+    }
 }

@@ -57,9 +57,17 @@ pub struct Realtime {
     pub fanout: Arc<dyn Fanout>,
     /// Messages being delivered, loaded once for all of this node's sockets.
     messages: Arc<message_cache::MessageCache>,
+    /// Members' views of conversations with a message being delivered, read once per node.
+    views: Arc<message_cache::ViewCache>,
 }
 
 impl Realtime {
+    /// A message this node just sent, as the send returned it with its participants'
+    /// identities: its fan-out renders it from here instead of reading it back.
+    pub fn sent(&self, message: &crate::store::Message, identities: &[crate::store::Identity]) {
+        self.messages.prime(message, identities);
+    }
+
     /// A single node: notices go straight to the local Hub.
     pub fn local() -> Self {
         let hub = Hub::new();
@@ -67,6 +75,7 @@ impl Realtime {
             fanout: Arc::new(hub::Local(hub.clone())),
             hub,
             messages: Default::default(),
+            views: Default::default(),
         }
     }
 
@@ -80,6 +89,7 @@ impl Realtime {
                 hub,
                 fanout,
                 messages: Default::default(),
+                views: Default::default(),
             },
             listener,
         )

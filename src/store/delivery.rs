@@ -1,6 +1,8 @@
 //! What WebSocket delivery reads per recipient: one statement per user and message change,
 //! instead of the full conversation view (see `realtime::changes`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -57,9 +59,19 @@ impl DeliveryView {
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// In one statement: the user's membership of the (live) conversation, their unread and
-    /// total counts and last visible message, and, with `message`, whether it still exists and
-    /// the user's receipt row of it. `None` when the conversation is gone (or deleted) or the
+    /// In one statement, for every member of the (live) conversation, or only `user`: their
+    /// membership, their unread and total counts and last visible message, and, with `message`,
+    /// whether it still exists and their receipt row of it. Empty when the conversation is gone
+    /// (or deleted); users who never were members are absent.
+    async fn delivery_views(
+        &self,
+        app_id: Uuid,
+        conversation_id: Uuid,
+        message: Option<Uuid>,
+        user: Option<&str>,
+    ) -> StoreResult<HashMap<String, DeliveryView>>;
+
+    /// `delivery_views` of one user: `None` when the conversation is gone (or deleted) or the
     /// user never was a member.
     async fn delivery_view(
         &self,
@@ -67,5 +79,10 @@ pub trait DeliveryStore: Send + Sync {
         user_id: &str,
         conversation_id: Uuid,
         message: Option<Uuid>,
-    ) -> StoreResult<Option<DeliveryView>>;
+    ) -> StoreResult<Option<DeliveryView>> {
+        let mut views = self
+            .delivery_views(app_id, conversation_id, message, Some(user_id))
+            .await?;
+        Ok(views.remove(user_id))
+    }
 }
