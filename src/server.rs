@@ -113,11 +113,16 @@ pub async fn serve(
 const USERS_PER_NOTICE: usize = 100;
 
 /// Carries what the store committed (users with new changes, coalesced while the previous batch
-/// was being published) to every node's sockets through the Fanout.
+/// was being published) to every node's sockets through the Fanout. Messages this node sent are
+/// handed to its fan-out first, so its sockets render them without reading them back.
 async fn announce_changes(state: AppState) {
     let feed = state.store.change_feed();
     loop {
-        for (app_id, users) in feed.next().await {
+        let committed = feed.next().await;
+        for sent in &committed.sent {
+            state.realtime.sent(&sent.message, &sent.identities);
+        }
+        for (app_id, users) in committed.touched {
             for chunk in users.chunks(USERS_PER_NOTICE) {
                 let notice = crate::realtime::Notice::Changed {
                     app_id,

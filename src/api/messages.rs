@@ -158,7 +158,6 @@ pub(crate) async fn send_one(
             if sender_outside {
                 return render(state, actor, version, &message).await;
             }
-            state.realtime.sent(&message, &identities);
             let view = super::bare_view(state, actor, version);
             let view = if version.has_identities() {
                 view.with_identities(identities)

@@ -124,9 +124,15 @@ impl MessageCache {
             .await
     }
 
-    /// A message just sent, as the send returned it, with the identities of its participants
-    /// (who are all the users it mentions when its sender is one of them).
+    /// A message just sent, as the send returned it, with the identities of its participants:
+    /// all the users it mentions, unless its sender is not one of them (a Platform API sender
+    /// outside the participants), whose message is left to be loaded.
     pub fn prime(&self, message: &Message, identities: &[Identity]) {
+        if let crate::store::Sender::User(sender) = &message.sender {
+            if message.status_of(sender).is_none() {
+                return;
+            }
+        }
         let loaded = Loaded {
             message: message.clone(),
             identities: identities

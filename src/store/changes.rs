@@ -165,10 +165,30 @@ pub struct Change {
     pub event: Option<Event>,
 }
 
-/// Users with new changes since the feed was last drained, per app.
+/// What a node committed since its feed was last drained: the users with new changes, per
+/// app, and the messages it sent.
+#[derive(Default)]
+pub struct Committed {
+    pub touched: Vec<(Uuid, Vec<String>)>,
+    pub sent: Vec<SentMessage>,
+}
+
+/// A message as its send returned it, with the identities of its participants.
+pub struct SentMessage {
+    pub message: super::Message,
+    pub identities: Vec<super::Identity>,
+}
+
+#[derive(Default)]
+struct Pending {
+    touched: HashMap<Uuid, BTreeSet<String>>,
+    sent: Vec<SentMessage>,
+}
+
+/// Where committed writes are announced, coalesced until the announcer takes them.
 #[derive(Default)]
 pub struct ChangeFeed {
-    pending: Mutex<HashMap<Uuid, BTreeSet<String>>>,
+    pending: Mutex<Pending>,
     ready: Notify,
 }
 
@@ -177,34 +197,49 @@ impl ChangeFeed {
         Arc::new(ChangeFeed::default())
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// After a commit: these users have new changes.
     pub fn touched(&self, app_id: Uuid, users: Vec<String>) {
         if users.is_empty() {
             return;
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending()
+            .touched
             .entry(app_id)
             .or_default()
             .extend(users);
         self.ready.notify_one();
     }
 
-    /// Waits for touched users and takes them all.
-    pub async fn next(&self) -> Vec<(Uuid, Vec<String>)> {
+    /// After the commit of a send: these users have new changes, among them this message. It
+    /// is taken with them, so whoever renders their changes can have it before they look.
+    pub fn sent(&self, users: Vec<String>, sent: SentMessage) {
+        let app_id = sent.message.app_id;
+        let mut pending = self.pending();
+        pending.sent.push(sent);
+        pending.touched.entry(app_id).or_default().extend(users);
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    /// Waits for something committed and takes all of it.
+    pub async fn next(&self) -> Committed {
         loop {
-            let taken: Vec<(Uuid, Vec<String>)> = std::mem::take(
-                &mut *self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            )
-            .into_iter()
-            .map(|(app, users)| (app, users.into_iter().collect()))
-            .collect();
-            if !taken.is_empty() {
-                return taken;
+            let taken = std::mem::take(&mut *self.pending());
+            if !taken.touched.is_empty() || !taken.sent.is_empty() {
+                return Committed {
+                    touched: taken
+                        .touched
+                        .into_iter()
+                        .map(|(app, users)| (app, users.into_iter().collect()))
+                        .collect(),
+                    sent: taken.sent,
+                };
             }
             self.ready.notified().await;
         }

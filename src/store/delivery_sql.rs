@@ -9,6 +9,11 @@
 /// The statement of `delivery_views`: $1 app, $2 conversation, $3 message (or null), $4 user
 /// (or null: every member), $5 and $6 the open ends of the visible range (`i64::MIN`,
 /// `i64::MAX`). A row per member.
+///
+/// Written for Postgres's generic plan (the statement is prepared once per connection): `v` is
+/// materialized so `last_id` is found once per member, and the hidden check of each candidate
+/// last message is a lookup by the full key of `message_recipients` (as `not exists`, the plan
+/// scanned the app's receipts of the user for every member: 5 ms instead of 0.3 for five).
 pub(crate) const DELIVERY_VIEWS: &str = "
     with mem as (
         select m.user_id, m.is_participant, m.left_position, m.hidden_position, c.last_position,
@@ -18,7 +23,7 @@ pub(crate) const DELIVERY_VIEWS: &str = "
         where c.app_id = $1 and c.id = $2 and c.deleted_at is null
           and ($4 is null or m.user_id = $4)
     ),
-    v as (
+    v as materialized (
         select mem.user_id, mem.is_participant, mem.left_position, mem.hidden_position,
             mem.last_position,
             (select count(*) from messages x
@@ -34,9 +39,8 @@ pub(crate) const DELIVERY_VIEWS: &str = "
             (select x.id from messages x
              where x.app_id = $1 and x.conversation_id = $2
                and x.position > mem.low and x.position <= mem.high
-               and not exists (select 1 from message_recipients r
-                   where r.app_id = x.app_id and r.message_id = x.id
-                     and r.user_id = mem.user_id and r.hidden)
+               and not coalesce((select r.hidden from message_recipients r
+                   where r.app_id = $1 and r.message_id = x.id and r.user_id = mem.user_id), false)
              order by x.position desc limit 1) as last_id
         from mem
     )

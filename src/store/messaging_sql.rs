@@ -568,7 +568,11 @@ macro_rules! impl_messaging_store {
                 let (touched, hooked) =
                     Self::record_message(&mut tx, &message, &blocked_by, &audience, &hook).await?;
                 tx.commit().await?;
-                self.feed.touched(new.app_id, touched);
+                let sent = $crate::store::SentMessage {
+                    message: message.clone(),
+                    identities: identities.clone(),
+                };
+                self.feed.sent(touched, sent);
                 self.webhooks_enqueued(hooked);
                 Ok(Some(SendMessage::Sent { message, identities }))
             }

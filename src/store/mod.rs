@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-pub use changes::{Change, ChangeFeed, ChangeLogStore, ConversationOp, Event};
+pub use changes::{
+    Change, ChangeFeed, ChangeLogStore, Committed, ConversationOp, Event, SentMessage,
+};
 pub use channels::*;
 pub use content::{Content, ContentStore};
 pub use delivery::{DeliveryStore, DeliveryView, OwnReceipt, SeenMessage};
