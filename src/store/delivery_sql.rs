@@ -2,8 +2,9 @@
 //!
 //! `delivery_views` is, per member, `load_user_conversation` (messaging_sql.rs) without the conversation and
 //! the last message's body, in one statement: the same membership row, the same visible range
-//! `(hidden_position, left_position]`, the same counts (messages in range minus the user's
-//! hidden receipts in range; the user's unhidden receipts in range not read yet) and the same
+//! `(hidden_position, left_position]`, the same counts (messages in range, which is the
+//! conversation's `message_count` when the range is unbounded, minus the user's hidden receipts
+//! in range; the user's unhidden receipts in range not read yet) and the same
 //! last message (the newest in range without a hidden receipt of the user). Keep them in step.
 
 /// The statement of `delivery_views`: $1 app, $2 conversation, $3 message (or null), $4 user
@@ -17,6 +18,7 @@
 pub(crate) const DELIVERY_VIEWS: &str = "
     with mem as (
         select m.user_id, m.is_participant, m.left_position, m.hidden_position, c.last_position,
+               c.message_count,
                coalesce(m.hidden_position, $5) as low, coalesce(m.left_position, $6) as high
         from conversations c
         join conversation_members m on m.app_id = c.app_id and m.conversation_id = c.id
@@ -26,9 +28,11 @@ pub(crate) const DELIVERY_VIEWS: &str = "
     v as materialized (
         select mem.user_id, mem.is_participant, mem.left_position, mem.hidden_position,
             mem.last_position,
-            (select count(*) from messages x
-             where x.app_id = $1 and x.conversation_id = $2
-               and x.position > mem.low and x.position <= mem.high)
+            (case when mem.hidden_position is null and mem.left_position is null
+                  then mem.message_count
+                  else (select count(*) from messages x
+                        where x.app_id = $1 and x.conversation_id = $2
+                          and x.position > mem.low and x.position <= mem.high) end)
             - (select count(*) from message_recipients r
                where r.app_id = $1 and r.conversation_id = $2 and r.user_id = mem.user_id
                  and r.position > mem.low and r.position <= mem.high and r.hidden) as total,

@@ -361,7 +361,11 @@ macro_rules! impl_messaging_store {
                     ""
                 });
                 query
-                    .push("update conversations set last_position = last_position + 1 where app_id = ")
+                    .push(
+                        "update conversations
+                         set last_position = last_position + 1, message_count = message_count + 1
+                         where app_id = ",
+                    )
                     .push_bind(new.app_id)
                     .push(" and id = ")
                     .push_bind(new.conversation_id)
@@ -848,15 +852,19 @@ macro_rules! impl_messaging_store {
                     return Ok(None);
                 }
                 let (low, high) = visible_range(&membership);
-                // Total: the messages in range minus those deleted for the user; unread: the
-                // user's receipts in range not read yet. Each count is one index range scan
-                // (messages_position, message_recipients_user); a join of every message to its
-                // receipt costs one index probe per message of the conversation's history.
+                // Total: the messages in range (the conversation's count when the range is
+                // the whole conversation) minus those hidden for the user; unread: the user's
+                // receipts in range not read yet. Each count is one index range scan over the
+                // rows that count (messages_position, message_recipients_hidden,
+                // message_recipients_unread).
+                let whole = membership.hidden_position.is_none() && membership.left_position.is_none();
                 let (total, unread): (i64, i64) = sqlx::query_as(
                     "select
-                        (select count(*) from messages m
-                         where m.app_id = $1 and m.conversation_id = $2
-                           and m.position > $4 and m.position <= $5)
+                        (case when $6 then (select c.message_count from conversations c
+                                            where c.app_id = $1 and c.id = $2)
+                              else (select count(*) from messages m
+                                    where m.app_id = $1 and m.conversation_id = $2
+                                      and m.position > $4 and m.position <= $5) end)
                         - (select count(*) from message_recipients r
                            where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
                              and r.position > $4 and r.position <= $5 and r.hidden),
@@ -870,6 +878,7 @@ macro_rules! impl_messaging_store {
                 .bind(user_id)
                 .bind(low)
                 .bind(high)
+                .bind(whole)
                 .fetch_one(&mut *conn)
                 .await?;
                 let last_id: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -1184,7 +1193,7 @@ macro_rules! impl_messaging_store {
                 use $crate::store::Deleted;
                 let mut tx = self.begin().await?;
                 let updated = sqlx::query(
-                    "update conversations set deleted_at = $3, distinct_key = null
+                    "update conversations set deleted_at = $3, distinct_key = null, message_count = 0
                      where app_id = $1 and id = $2 and deleted_at is null",
                 )
                 .bind(app_id)
@@ -1582,6 +1591,14 @@ macro_rules! impl_messaging_store {
                 let Some(conversation) = conversation else {
                     return Ok(false);
                 };
+                sqlx::query(
+                    "update conversations set message_count = message_count - 1
+                     where app_id = $1 and id = $2",
+                )
+                .bind(app_id)
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
                 let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
                 let event = $crate::store::Event::MessageDeleted {
                     message: id,

@@ -485,6 +485,48 @@ async fn mark_all_read() {
     assert_eq!(view["unread_message_count"], 3);
 }
 
+#[tokio::test]
+async fn total_message_count_follows_sends_and_deletes_for_everyone() {
+    let server = TestServer::start().await;
+    let conversation = server.conversation_of(&["u", "v"]).await;
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        sent.push(server.send_text(&conversation, text).await);
+    }
+    let counts = |view: &Value| {
+        (
+            view["total_message_count"].as_i64().unwrap(),
+            view["unread_message_count"].as_i64().unwrap(),
+        )
+    };
+    let view = body_json(user_conversation(&server, "u", &conversation).await).await;
+    assert_eq!(counts(&view), (3, 3));
+
+    let path = format!("/messages/{}", uuid_of(sent[1]["id"].as_str().unwrap()));
+    let response = server
+        .proxy("u", Method::DELETE, &format!("{path}?mode=all_participants"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for user in ["u", "v"] {
+        let view = body_json(user_conversation(&server, user, &conversation).await).await;
+        assert_eq!(counts(&view), (2, 2), "{user}");
+    }
+    // Deleting it again changes nothing.
+    let response = server
+        .proxy("u", Method::DELETE, &format!("{path}?mode=all_participants"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    server.send_text(&conversation, "four").await;
+    let view = body_json(user_conversation(&server, "v", &conversation).await).await;
+    assert_eq!(counts(&view), (3, 3));
+    let (_, listed) = user_messages(&server, "v", &conversation).await;
+    assert_eq!(listed, 3);
+}
+
 // Deleting for one user
 
 #[tokio::test]
