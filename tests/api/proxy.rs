@@ -504,7 +504,11 @@ async fn total_message_count_follows_sends_and_deletes_for_everyone() {
 
     let path = format!("/messages/{}", uuid_of(sent[1]["id"].as_str().unwrap()));
     let response = server
-        .proxy("u", Method::DELETE, &format!("{path}?mode=all_participants"))
+        .proxy(
+            "u",
+            Method::DELETE,
+            &format!("{path}?mode=all_participants"),
+        )
         .send()
         .await
         .unwrap();
@@ -515,7 +519,11 @@ async fn total_message_count_follows_sends_and_deletes_for_everyone() {
     }
     // Deleting it again changes nothing.
     let response = server
-        .proxy("u", Method::DELETE, &format!("{path}?mode=all_participants"))
+        .proxy(
+            "u",
+            Method::DELETE,
+            &format!("{path}?mode=all_participants"),
+        )
         .send()
         .await
         .unwrap();
