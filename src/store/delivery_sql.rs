@@ -4,7 +4,7 @@
 //! the last message's body, in one statement: the same membership row, the same visible range
 //! `(hidden_position, left_position]`, the same counts (messages in range, which is the
 //! conversation's `message_count` when the range is unbounded, minus the user's hidden receipts
-//! in range; the user's unhidden receipts in range not read yet) and the same
+//! in range; the member's `unread_count`, kept by the writes) and the same
 //! last message (the newest in range without a hidden receipt of the user). Keep them in step.
 
 /// The statement of `delivery_views`: $1 app, $2 conversation, $3 message (or null), $4 user
@@ -18,7 +18,7 @@
 pub(crate) const DELIVERY_VIEWS: &str = "
     with mem as (
         select m.user_id, m.is_participant, m.left_position, m.hidden_position, c.last_position,
-               c.message_count,
+               c.message_count, m.unread_count,
                coalesce(m.hidden_position, $5) as low, coalesce(m.left_position, $6) as high
         from conversations c
         join conversation_members m on m.app_id = c.app_id and m.conversation_id = c.id
@@ -36,10 +36,7 @@ pub(crate) const DELIVERY_VIEWS: &str = "
             - (select count(*) from message_recipients r
                where r.app_id = $1 and r.conversation_id = $2 and r.user_id = mem.user_id
                  and r.position > mem.low and r.position <= mem.high and r.hidden) as total,
-            (select count(*) from message_recipients r
-             where r.app_id = $1 and r.conversation_id = $2 and r.user_id = mem.user_id
-               and r.position > mem.low and r.position <= mem.high
-               and r.status < 2 and not r.hidden) as unread,
+            mem.unread_count as unread,
             (select x.id from messages x
              where x.app_id = $1 and x.conversation_id = $2
                and x.position > mem.low and x.position <= mem.high

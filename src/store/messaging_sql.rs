@@ -510,7 +510,34 @@ macro_rules! impl_messaging_store {
                     Self::push_part_values(&mut query, new.app_id, new.id, 0, &new.parts);
                     query.push(") as v)");
                 }
-                query.push(" select position from message");
+                // One more unread message for each participant but the sender and those who
+                // blocked them (`push_unread_bump`'s rule, `push_audience`'s participants). Here,
+                // not with the receipts, so that a send locks the members' rows before their
+                // streams, in the order of every other writer of both (a mark-all-read
+                // deadlocked with the other order). A block made between this statement and the
+                // audience read would leave one unread too many until the member's next recount.
+                query
+                    .push(
+                        ", unread as (update conversation_members m
+                           set unread_count = m.unread_count + 1
+                           where m.app_id = ",
+                    )
+                    .push_bind(new.app_id)
+                    .push(" and m.conversation_id = ")
+                    .push_bind(new.conversation_id)
+                    .push(" and m.is_participant and exists (select 1 from message)");
+                if let Some(user) = sender_user {
+                    query
+                        .push(" and m.user_id <> ")
+                        .push_bind(user)
+                        .push(
+                            " and not exists (select 1 from blocks b where b.app_id = m.app_id
+                               and b.owner_user_id = m.user_id and b.blocked_user_id = ",
+                        )
+                        .push_bind(user)
+                        .push(")");
+                }
+                query.push(") select position from message");
                 let position: Option<i64> = query.build_query_scalar().fetch_optional(&mut *conn).await?;
                 let Some(position) = position else {
                     return Ok(None);
@@ -688,6 +715,57 @@ macro_rules! impl_messaging_store {
 
             /// The `message_recipients` insert of a new message: every participant's receipt
             /// row, `hidden` for those who blocked the sender.
+            /// One more unread message for each recipient who has it unread and not hidden (all
+            /// but the sender and those who blocked them): `conversation_members.unread_count`,
+            /// which every other change of a receipt or of a member's range recounts
+            /// (`recount_unread`). `false` when nobody's count changes (nothing pushed). SQLite
+            /// only: on Postgres `insert_message` counts them.
+            fn push_unread_bump<'a>(
+                query: &mut sqlx::QueryBuilder<'a, $db>,
+                message: &'a $crate::store::Message,
+                blocked_by: &'a [String],
+            ) -> bool {
+                let mut unread = message
+                    .recipient_status
+                    .iter()
+                    .filter(|(user, status)| {
+                        *status < $crate::store::ReceiptStatus::Read && !blocked_by.contains(user)
+                    })
+                    .peekable();
+                if unread.peek().is_none() {
+                    return false;
+                }
+                query
+                    .push("update conversation_members set unread_count = unread_count + 1 where app_id = ")
+                    .push_bind(message.app_id)
+                    .push(" and conversation_id = ")
+                    .push_bind(message.conversation_id)
+                    .push(" and user_id in (");
+                let mut list = query.separated(", ");
+                for (user, _) in unread {
+                    list.push_bind(user.as_str());
+                }
+                query.push(")");
+                true
+            }
+
+            /// Counts again the unread messages of the conversation's members (or of `user`): their
+            /// receipts not read yet and not hidden, inside the range they see.
+            async fn recount_unread(
+                conn: &mut Conn,
+                app_id: uuid::Uuid,
+                conversation_id: uuid::Uuid,
+                user: Option<&str>,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query($crate::store::messaging_sql::RECOUNT_UNREAD)
+                    .bind(app_id)
+                    .bind(conversation_id)
+                    .bind(user)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
             fn push_recipients<'a>(
                 query: &mut sqlx::QueryBuilder<'a, $db>,
                 message: &'a $crate::store::Message,
@@ -730,6 +808,11 @@ macro_rules! impl_messaging_store {
                         Self::push_recipients(&mut query, message, blocked_by);
                         query.build().execute(&mut *conn).await?;
                     }
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    // Postgres counted them in `insert_message`.
+                    if !Self::WRITABLE_CTES && Self::push_unread_bump(&mut query, message, blocked_by) {
+                        query.build().execute(&mut *conn).await?;
+                    }
                     let touched = Self::record_for(&mut *conn, app_id, audience, &event, now).await?;
                     let hooked = Self::enqueue_webhook(&mut *conn, app_id, hook, now).await?;
                     return Ok((touched, hooked));
@@ -748,6 +831,9 @@ macro_rules! impl_messaging_store {
                     let mut query = sqlx::QueryBuilder::<$db>::new("");
                     if !message.recipient_status.is_empty() {
                         Self::push_recipients(&mut query, message, blocked_by);
+                        query.push("; ");
+                    }
+                    if Self::push_unread_bump(&mut query, message, blocked_by) {
                         query.push("; ");
                     }
                     if !touched.is_empty() {
@@ -779,6 +865,7 @@ macro_rules! impl_messaging_store {
                     Self::push_recipients(&mut query, message, blocked_by);
                     query.push("), ");
                 }
+
                 if !touched.is_empty() {
                     query.push("heads as (");
                     Self::push_stream_heads(&mut query, app_id, &heads, now);
@@ -853,10 +940,9 @@ macro_rules! impl_messaging_store {
                 }
                 let (low, high) = visible_range(&membership);
                 // Total: the messages in range (the conversation's count when the range is
-                // the whole conversation) minus those hidden for the user; unread: the user's
-                // receipts in range not read yet. Each count is one index range scan over the
-                // rows that count (messages_position, message_recipients_hidden,
-                // message_recipients_unread).
+                // the whole conversation) minus those hidden for the user (an index range scan
+                // over the hidden rows only); unread: the member's count, kept by the writes
+                // (see `recount_unread`).
                 let whole = membership.hidden_position.is_none() && membership.left_position.is_none();
                 let (total, unread): (i64, i64) = sqlx::query_as(
                     "select
@@ -868,10 +954,8 @@ macro_rules! impl_messaging_store {
                         - (select count(*) from message_recipients r
                            where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
                              and r.position > $4 and r.position <= $5 and r.hidden),
-                        (select count(*) from message_recipients r
-                         where r.app_id = $1 and r.conversation_id = $2 and r.user_id = $3
-                           and r.position > $4 and r.position <= $5
-                           and r.status < 2 and not r.hidden)",
+                        (select m.unread_count from conversation_members m
+                         where m.app_id = $1 and m.conversation_id = $2 and m.user_id = $3)",
                 )
                 .bind(app_id)
                 .bind(id)
@@ -1370,6 +1454,7 @@ macro_rules! impl_messaging_store {
                 if updated != 1 {
                     return Ok(false);
                 }
+                Self::recount_unread(&mut tx, app_id, id, Some(user_id)).await?;
                 use $crate::store::{ConversationOp, Event};
                 let mut events = vec![(
                     user_id.to_owned(),
@@ -1438,6 +1523,9 @@ macro_rules! impl_messaging_store {
                 .bind(at)
                 .fetch_all(&mut *tx)
                 .await?;
+                if !marked.is_empty() {
+                    Self::recount_unread(&mut tx, app_id, conversation_id, Some(user_id)).await?;
+                }
                 if let Some(from) = marked.iter().min().copied() {
                     use $crate::store::{ConversationOp, Event};
                     let operation = Event::MarkAllRead { conversation: conversation_id, position: upto, user: user_id.to_owned() };
@@ -1599,6 +1687,7 @@ macro_rules! impl_messaging_store {
                 .bind(conversation)
                 .execute(&mut *tx)
                 .await?;
+                Self::recount_unread(&mut tx, app_id, conversation, None).await?;
                 let participants = Self::participants_of(&mut tx, app_id, conversation).await?;
                 let event = $crate::store::Event::MessageDeleted {
                     message: id,
@@ -1637,6 +1726,9 @@ macro_rules! impl_messaging_store {
                 .bind(at)
                 .fetch_optional(&mut *tx)
                 .await?;
+                if let Some(conversation) = conversation {
+                    Self::recount_unread(&mut tx, app_id, conversation, Some(user_id)).await?;
+                }
                 let event = $crate::store::Event::MessageDeleted {
                     message: id,
                     mode: "my_devices".into(),
@@ -1681,6 +1773,9 @@ macro_rules! impl_messaging_store {
                     .await?;
                     return Ok(exists.is_some());
                 };
+                if status == $crate::store::ReceiptStatus::Read {
+                    Self::recount_unread(&mut tx, app_id, conversation, Some(user_id)).await?;
+                }
                 use $crate::store::{ConversationOp, Event};
                 let receipt = Event::MessageReceipt {
                     message: message_id,
@@ -2092,6 +2187,22 @@ macro_rules! impl_messaging_store {
 pub(crate) use impl_messaging_store;
 
 /// `identity_columns!()` of the table aliased `i`.
+/// `recount_unread`: $1 app, $2 conversation, $3 user (or null: every member). A member's unread
+/// messages are their receipts not read yet and not hidden, inside the range they see
+/// `(hidden_position, left_position]`; the same rule as 0010_conversation_counts.sql.
+pub(crate) const RECOUNT_UNREAD: &str = "
+    update conversation_members set unread_count = (
+        select count(*) from message_recipients r
+        where r.app_id = conversation_members.app_id
+          and r.user_id = conversation_members.user_id
+          and r.conversation_id = conversation_members.conversation_id
+          and r.status < 2 and not r.hidden
+          and (conversation_members.hidden_position is null
+               or r.position > conversation_members.hidden_position)
+          and (conversation_members.left_position is null
+               or r.position <= conversation_members.left_position))
+    where app_id = $1 and conversation_id = $2 and ($3 is null or user_id = $3)";
+
 macro_rules! joined_identity_columns {
     () => {
         "i.app_id, i.user_id, i.display_name, i.avatar_url, i.first_name, i.last_name, \

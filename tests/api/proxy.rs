@@ -535,6 +535,121 @@ async fn total_message_count_follows_sends_and_deletes_for_everyone() {
     assert_eq!(listed, 3);
 }
 
+/// Each member's `unread_message_count` is a kept count: after every kind of write that moves
+/// it, it equals what the member's message list says is unread.
+#[tokio::test]
+async fn unread_message_count_is_what_the_message_list_says() {
+    let server = TestServer::start().await;
+    let users = ["u", "v", "w"];
+    let conversation = server.conversation_of(&users).await;
+    let response = server
+        .platform(Method::POST, "/users/w/blocks")
+        .json(&json!({"user_id": "u"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let check = |step: &'static str| {
+        let server = &server;
+        let conversation = &conversation;
+        async move {
+            for user in users {
+                let response = user_conversation(server, user, conversation).await;
+                if response.status() == 404 {
+                    // Deleted for them: nothing to count until a new message.
+                    continue;
+                }
+                let view = body_json(response).await;
+                let (items, _) = user_messages(server, user, conversation).await;
+                let listed = items.iter().filter(|m| m["is_unread"] == true).count();
+                assert_eq!(
+                    view["unread_message_count"].as_i64(),
+                    Some(listed as i64),
+                    "{step}: {user}"
+                );
+            }
+        }
+    };
+    let send = |user: &'static str, text: &'static str| {
+        let server = &server;
+        let conversation = &conversation;
+        async move {
+            let response = server
+                .proxy(
+                    user,
+                    Method::POST,
+                    &format!("/conversations/{conversation}/messages"),
+                )
+                .json(&json!({"parts": [{"mime_type": "text/plain", "body": text}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            body_json(response).await
+        }
+    };
+    let mut sent = Vec::new();
+    for (user, text) in [("u", "1"), ("v", "2"), ("u", "3"), ("w", "4")] {
+        sent.push(send(user, text).await);
+    }
+    sent.push(server.send_text(&conversation, "5").await);
+    check("sends (w blocked u)").await;
+    assert_eq!(receipt(&server, "v", &sent[0], "read").await.status(), 204);
+    assert_eq!(
+        receipt(&server, "w", &sent[1], "delivery").await.status(),
+        204
+    );
+    check("receipts").await;
+    let path = |m: &Value| format!("/messages/{}", uuid_of(m["id"].as_str().unwrap()));
+    let response = server
+        .proxy(
+            "v",
+            Method::DELETE,
+            &format!("{}?mode=my_devices", path(&sent[2])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    check("deleted for v").await;
+    let response = server
+        .proxy(
+            "u",
+            Method::DELETE,
+            &format!("{}?mode=all_participants", path(&sent[3])),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    check("deleted for everyone").await;
+    let response = server
+        .proxy(
+            "w",
+            Method::POST,
+            &format!("/conversations/{conversation}/mark_all_read"),
+        )
+        .json(&json!({"position": sent[1]["position"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    check("w read up to the second").await;
+    let response = server
+        .proxy(
+            "v",
+            Method::DELETE,
+            &format!("/conversations/{conversation}?mode=my_devices"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    check("conversation deleted for v").await;
+    send("u", "6").await;
+    check("after a new message").await;
+}
+
 // Deleting for one user
 
 #[tokio::test]
