@@ -510,33 +510,19 @@ macro_rules! impl_messaging_store {
                     Self::push_part_values(&mut query, new.app_id, new.id, 0, &new.parts);
                     query.push(") as v)");
                 }
-                // One more unread message for each participant but the sender and those who
-                // blocked them (`push_unread_bump`'s rule, `push_audience`'s participants). Here,
-                // not with the receipts, so that a send locks the members' rows before their
-                // streams, in the order of every other writer of both (a mark-all-read
-                // deadlocked with the other order). A block made between this statement and the
-                // audience read would leave one unread too many until the member's next recount.
-                query
-                    .push(
-                        ", unread as (update conversation_members m
-                           set unread_count = m.unread_count + 1
-                           where m.app_id = ",
-                    )
-                    .push_bind(new.app_id)
-                    .push(" and m.conversation_id = ")
-                    .push_bind(new.conversation_id)
-                    .push(" and m.is_participant and exists (select 1 from message)");
-                if let Some(user) = sender_user {
-                    query
-                        .push(" and m.user_id <> ")
-                        .push_bind(user)
-                        .push(
-                            " and not exists (select 1 from blocks b where b.app_id = m.app_id
-                               and b.owner_user_id = m.user_id and b.blocked_user_id = ",
-                        )
-                        .push_bind(user)
-                        .push(")");
-                }
+                // Each recipient's unread count, here rather than with the receipts, so that a
+                // send locks the members' rows before their streams, in the order of every other
+                // writer of both (a mark-all-read deadlocked with the other order). A block made
+                // between this statement and the audience read would leave one unread too many
+                // until the member's next recount.
+                query.push(", unread as (");
+                Self::push_unread_bump(
+                    &mut query,
+                    new.app_id,
+                    new.conversation_id,
+                    sender_user,
+                    " and exists (select 1 from message)",
+                );
                 query.push(") select position from message");
                 let position: Option<i64> = query.build_query_scalar().fetch_optional(&mut *conn).await?;
                 let Some(position) = position else {
@@ -713,40 +699,41 @@ macro_rules! impl_messaging_store {
                     .collect()
             }
 
-            /// The `message_recipients` insert of a new message: every participant's receipt
-            /// row, `hidden` for those who blocked the sender.
-            /// One more unread message for each recipient who has it unread and not hidden (all
-            /// but the sender and those who blocked them): `conversation_members.unread_count`,
-            /// which every other change of a receipt or of a member's range recounts
-            /// (`recount_unread`). `false` when nobody's count changes (nothing pushed). SQLite
-            /// only: on Postgres `insert_message` counts them.
+            /// One more unread message for each participant but the sender and those who blocked
+            /// them (`push_audience`'s participants, whose receipts a send leaves unread):
+            /// `conversation_members.unread_count`, which every other change of a receipt or of
+            /// a member's range counts again (`recount_unread`). `condition`, when given, is
+            /// appended to the `where` (Postgres: that the message was inserted).
             fn push_unread_bump<'a>(
                 query: &mut sqlx::QueryBuilder<'a, $db>,
-                message: &'a $crate::store::Message,
-                blocked_by: &'a [String],
-            ) -> bool {
-                let mut unread = message
-                    .recipient_status
-                    .iter()
-                    .filter(|(user, status)| {
-                        *status < $crate::store::ReceiptStatus::Read && !blocked_by.contains(user)
-                    })
-                    .peekable();
-                if unread.peek().is_none() {
-                    return false;
-                }
+                app_id: uuid::Uuid,
+                conversation_id: uuid::Uuid,
+                sender: Option<&'a str>,
+                condition: &'static str,
+            ) {
                 query
-                    .push("update conversation_members set unread_count = unread_count + 1 where app_id = ")
-                    .push_bind(message.app_id)
+                    .push(
+                        "update conversation_members set unread_count = unread_count + 1
+                         where app_id = ",
+                    )
+                    .push_bind(app_id)
                     .push(" and conversation_id = ")
-                    .push_bind(message.conversation_id)
-                    .push(" and user_id in (");
-                let mut list = query.separated(", ");
-                for (user, _) in unread {
-                    list.push_bind(user.as_str());
+                    .push_bind(conversation_id)
+                    .push(" and is_participant")
+                    .push(condition);
+                if let Some(user) = sender {
+                    query
+                        .push(" and user_id <> ")
+                        .push_bind(user)
+                        .push(
+                            " and not exists (select 1 from blocks b
+                               where b.app_id = conversation_members.app_id
+                                 and b.owner_user_id = conversation_members.user_id
+                                 and b.blocked_user_id = ",
+                        )
+                        .push_bind(user)
+                        .push(")");
                 }
-                query.push(")");
-                true
             }
 
             /// Counts again the unread messages of the conversation's members (or of `user`): their
@@ -766,6 +753,8 @@ macro_rules! impl_messaging_store {
                 Ok(())
             }
 
+            /// The `message_recipients` insert of a new message: every participant's receipt
+            /// row, `hidden` for those who blocked the sender.
             fn push_recipients<'a>(
                 query: &mut sqlx::QueryBuilder<'a, $db>,
                 message: &'a $crate::store::Message,
@@ -799,6 +788,7 @@ macro_rules! impl_messaging_store {
                 hook: &$crate::store::webhooks::WebhookEvent,
             ) -> $crate::store::StoreResult<(Vec<String>, u64)> {
                 let (app_id, now) = (message.app_id, message.sent_at);
+                let (sender, _) = sender_columns(&message.sender);
                 let event = $crate::store::Event::MessageCreated { message: message.id };
                 // Past this many participants, the general path (it writes in chunks).
                 const ONE_STATEMENT_MAX: usize = 1000;
@@ -808,9 +798,10 @@ macro_rules! impl_messaging_store {
                         Self::push_recipients(&mut query, message, blocked_by);
                         query.build().execute(&mut *conn).await?;
                     }
-                    let mut query = sqlx::QueryBuilder::<$db>::new("");
                     // Postgres counted them in `insert_message`.
-                    if !Self::WRITABLE_CTES && Self::push_unread_bump(&mut query, message, blocked_by) {
+                    if !Self::WRITABLE_CTES {
+                        let mut query = sqlx::QueryBuilder::<$db>::new("");
+                        Self::push_unread_bump(&mut query, app_id, message.conversation_id, sender, "");
                         query.build().execute(&mut *conn).await?;
                     }
                     let touched = Self::record_for(&mut *conn, app_id, audience, &event, now).await?;
@@ -833,9 +824,10 @@ macro_rules! impl_messaging_store {
                         Self::push_recipients(&mut query, message, blocked_by);
                         query.push("; ");
                     }
-                    if Self::push_unread_bump(&mut query, message, blocked_by) {
-                        query.push("; ");
-                    }
+                    // Under SQLite's write lock the participants and blocks are those the audience
+                    // was read with (Postgres counted them in `insert_message`).
+                    Self::push_unread_bump(&mut query, app_id, message.conversation_id, sender, "");
+                    query.push("; ");
                     if !touched.is_empty() {
                         Self::push_stream_heads(&mut query, app_id, &heads, now);
                         query
@@ -865,7 +857,6 @@ macro_rules! impl_messaging_store {
                     Self::push_recipients(&mut query, message, blocked_by);
                     query.push("), ");
                 }
-
                 if !touched.is_empty() {
                     query.push("heads as (");
                     Self::push_stream_heads(&mut query, app_id, &heads, now);
@@ -2186,7 +2177,6 @@ macro_rules! impl_messaging_store {
 
 pub(crate) use impl_messaging_store;
 
-/// `identity_columns!()` of the table aliased `i`.
 /// `recount_unread`: $1 app, $2 conversation, $3 user (or null: every member). A member's unread
 /// messages are their receipts not read yet and not hidden, inside the range they see
 /// `(hidden_position, left_position]`; the same rule as 0010_conversation_counts.sql.
@@ -2203,6 +2193,7 @@ pub(crate) const RECOUNT_UNREAD: &str = "
                or r.position <= conversation_members.left_position))
     where app_id = $1 and conversation_id = $2 and ($3 is null or user_id = $3)";
 
+/// `identity_columns!()` of the table aliased `i`.
 macro_rules! joined_identity_columns {
     () => {
         "i.app_id, i.user_id, i.display_name, i.avatar_url, i.first_name, i.last_name, \
