@@ -112,23 +112,30 @@ pub async fn serve(
 /// Users whose change logs grew, as one notice names them at most.
 const USERS_PER_NOTICE: usize = 100;
 
-/// Carries what the store committed (users with new changes, coalesced while the previous batch
-/// was being published) to every node's sockets through the Fanout. Messages this node sent are
-/// handed to its fan-out first, so its sockets render them without reading them back.
+/// Carries what the store committed to every node's sockets: this node's sockets are handed the
+/// changes appended (coalesced while the previous batch was being published), the other nodes
+/// are told whose logs grew (`Notice::Changed`). Messages this node sent are handed to its
+/// fan-out first, so its sockets render them without reading them back.
 async fn announce_changes(state: AppState) {
     let feed = state.store.change_feed();
+    let realtime = &state.realtime;
     loop {
         let committed = feed.next().await;
         for sent in &committed.sent {
-            state.realtime.sent(&sent.message, &sent.identities);
+            realtime.sent(&sent.message, &sent.identities);
         }
-        for (app_id, users) in committed.touched {
+        for (app_id, mut appended) in committed.appended {
+            // Each user's changes together (stable: in the order they were appended).
+            appended.sort_by(|a, b| a.user.cmp(&b.user));
+            realtime.hub.hand_over(app_id, &appended);
+            let mut users: Vec<String> = appended.into_iter().map(|c| c.user).collect();
+            users.dedup();
             for chunk in users.chunks(USERS_PER_NOTICE) {
                 let notice = crate::realtime::Notice::Changed {
                     app_id,
                     users: chunk.to_vec(),
                 };
-                state.realtime.fanout.publish(notice).await;
+                realtime.fanout.publish_elsewhere(notice).await;
             }
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use super::packet::{Bodies, Outbound, PacketType};
-use crate::store::Timestamp;
+use crate::store::{Appended, Change, Timestamp};
 use crate::version::ApiVersion;
 
 /// Why the server closes a socket: the close frame's code and reason.
@@ -65,8 +65,11 @@ pub struct Socket {
     /// with).
     queue: mpsc::Sender<(Outbound, Timestamp)>,
     close: watch::Sender<Option<Close>>,
-    /// Poked when the user's change log may have grown (the delivery task reads it).
+    /// Poked when the user's change log grew (the delivery task queues what was handed over, or
+    /// reads the log).
     pub wake: Notify,
+    /// Changes this node appended to the user's log, handed over after their commit.
+    handed: Mutex<Handed>,
     /// Set by `Presence.subscribe`: the socket hears presence changes of whom its user follows.
     pub presence_subscribed: AtomicBool,
     /// While the delivery task is behind its user's log: the time (ms) of the oldest change it
@@ -85,6 +88,49 @@ impl Socket {
             i64::MAX => now,
             since => now.min(Timestamp::from_millis(since)),
         }
+    }
+}
+
+/// Changes handed to a socket, and whether its log holds others it must read.
+#[derive(Default)]
+pub struct Handed {
+    pub changes: Vec<Change>,
+    /// Set by a wake-up that handed nothing over (another node's change, a lost notification):
+    /// the delivery task reads the log.
+    pub read_log: bool,
+}
+
+/// Changes kept for a socket whose delivery task is behind; past this, it reads the log.
+const HANDED_MAX: usize = 256;
+
+impl Socket {
+    /// Hands changes of the user's log over and wakes the delivery task. A task too far behind
+    /// to take them reads the log instead (its backlog is bounded).
+    fn hand_over(&self, changes: &[Appended]) {
+        let mut handed = lock(&self.handed);
+        if handed.read_log || handed.changes.len() + changes.len() > HANDED_MAX {
+            handed.changes.clear();
+            handed.read_log = true;
+        } else {
+            handed.changes.extend(changes.iter().map(|c| Change {
+                seq: c.seq,
+                at: c.at,
+                event: Some(c.event.clone()),
+            }));
+        }
+        drop(handed);
+        self.wake.notify_one();
+    }
+
+    /// Wakes the delivery task to read the log.
+    fn wake_to_read(&self) {
+        lock(&self.handed).read_log = true;
+        self.wake.notify_one();
+    }
+
+    /// What was handed over since the last call.
+    pub fn take_handed(&self) -> Handed {
+        std::mem::take(&mut *lock(&self.handed))
     }
 }
 
@@ -229,6 +275,7 @@ impl Hub {
             queue: queue_tx,
             close: close_tx,
             wake: Notify::new(),
+            handed: Mutex::default(),
             presence_subscribed: AtomicBool::new(false),
             undelivered_since: AtomicI64::new(i64::MAX),
         });
@@ -289,18 +336,31 @@ impl Hub {
         }
     }
 
-    /// Wakes the delivery of these users' sockets (their change logs grew).
+    /// Wakes the delivery of these users' sockets to read their logs (they grew).
     pub fn wake(&self, app_id: Uuid, users: &[String]) {
         for socket in self.sockets_of(app_id, users) {
-            socket.wake.notify_one();
+            socket.wake_to_read();
         }
     }
 
-    /// Wakes every socket (of one app, or all): notifications may have been lost.
+    /// Hands changes this node appended (after their commit) to their users' sockets here.
+    pub fn hand_over(&self, app_id: Uuid, appended: &[Appended]) {
+        let sockets = lock(&self.sockets);
+        let mut key = (app_id, String::new());
+        for changes in appended.chunk_by(|a, b| a.user == b.user) {
+            key.1.clone_from(&changes[0].user);
+            for socket in sockets.get(&key).into_iter().flatten() {
+                socket.hand_over(changes);
+            }
+        }
+    }
+
+    /// Wakes every socket (of one app, or all) to read its log: notifications may have been
+    /// lost.
     pub fn wake_all(&self, app_id: Option<Uuid>) {
         for socket in lock(&self.sockets).values().flatten() {
             if app_id.is_none_or(|app| app == socket.app_id) {
-                socket.wake.notify_one();
+                socket.wake_to_read();
             }
         }
     }
@@ -529,6 +589,8 @@ pub enum Notice {
 #[async_trait::async_trait]
 pub trait Fanout: Send + Sync {
     async fn publish(&self, notice: Notice);
+    /// Publishes to the other nodes only (this node applied it already).
+    async fn publish_elsewhere(&self, notice: Notice);
 }
 
 impl Hub {
@@ -558,6 +620,8 @@ impl Fanout for Local {
     async fn publish(&self, notice: Notice) {
         self.0.apply(&notice);
     }
+
+    async fn publish_elsewhere(&self, _notice: Notice) {}
 }
 
 #[cfg(test)]

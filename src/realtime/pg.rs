@@ -53,6 +53,10 @@ impl PgFanout {
 impl Fanout for PgFanout {
     async fn publish(&self, notice: Notice) {
         self.hub.apply(&notice);
+        self.publish_elsewhere(notice).await;
+    }
+
+    async fn publish_elsewhere(&self, notice: Notice) {
         for payload in payloads(self.node, notice) {
             let sent = sqlx::query("select pg_notify($1, $2)")
                 .bind(CHANNEL)

@@ -2,10 +2,11 @@
 //! mutation that causes them, one ordered stream per (app, user). The WebSocket renders them at
 //! delivery (per socket version and user) and replays them (`Event.replay`).
 //!
-//! `ChangeFeed` is how committed changes leave the store: each write names the users it touched
-//! after its commit; the server drains the feed (coalescing bursts) into `realtime::Fanout`.
+//! `ChangeFeed` is how committed changes leave the store: each write hands over the changes it
+//! appended after its commit; the server drains the feed (coalescing bursts), gives them to this
+//! node's sockets and names their users to the other nodes (`realtime::Fanout`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -162,14 +163,24 @@ pub struct Change {
     pub seq: i64,
     pub at: Timestamp,
     /// `None` when the stored JSON is not an event this build knows (skipped at delivery).
-    pub event: Option<Event>,
+    pub event: Option<Arc<Event>>,
 }
 
-/// What a node committed since its feed was last drained: the users with new changes, per
-/// app, and the messages it sent.
+/// A change as its writer appended it to a user's log, kept after the commit so that this
+/// node's sockets of the user can queue it without reading back what was just written.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub user: String,
+    pub seq: i64,
+    pub at: Timestamp,
+    pub event: Arc<Event>,
+}
+
+/// What a node committed since its feed was last drained: the changes appended, per app, and
+/// the messages it sent.
 #[derive(Default)]
 pub struct Committed {
-    pub touched: Vec<(Uuid, Vec<String>)>,
+    pub appended: Vec<(Uuid, Vec<Appended>)>,
     pub sent: Vec<SentMessage>,
 }
 
@@ -181,7 +192,7 @@ pub struct SentMessage {
 
 #[derive(Default)]
 struct Pending {
-    touched: HashMap<Uuid, BTreeSet<String>>,
+    appended: HashMap<Uuid, Vec<Appended>>,
     sent: Vec<SentMessage>,
 }
 
@@ -203,26 +214,26 @@ impl ChangeFeed {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// After a commit: these users have new changes.
-    pub fn touched(&self, app_id: Uuid, users: Vec<String>) {
-        if users.is_empty() {
+    /// After a commit: these changes were appended.
+    pub fn touched(&self, app_id: Uuid, appended: Vec<Appended>) {
+        if appended.is_empty() {
             return;
         }
         self.pending()
-            .touched
+            .appended
             .entry(app_id)
             .or_default()
-            .extend(users);
+            .extend(appended);
         self.ready.notify_one();
     }
 
-    /// After the commit of a send: these users have new changes, among them this message. It
-    /// is taken with them, so whoever renders their changes can have it before they look.
-    pub fn sent(&self, users: Vec<String>, sent: SentMessage) {
+    /// After the commit of a send: these changes were appended, among them this message's
+    /// create. It is taken with them, so whoever renders them can have it before they look.
+    pub fn sent(&self, appended: Vec<Appended>, sent: SentMessage) {
         let app_id = sent.message.app_id;
         let mut pending = self.pending();
         pending.sent.push(sent);
-        pending.touched.entry(app_id).or_default().extend(users);
+        pending.appended.entry(app_id).or_default().extend(appended);
         drop(pending);
         self.ready.notify_one();
     }
@@ -231,13 +242,9 @@ impl ChangeFeed {
     pub async fn next(&self) -> Committed {
         loop {
             let taken = std::mem::take(&mut *self.pending());
-            if !taken.touched.is_empty() || !taken.sent.is_empty() {
+            if !taken.appended.is_empty() || !taken.sent.is_empty() {
                 return Committed {
-                    touched: taken
-                        .touched
-                        .into_iter()
-                        .map(|(app, users)| (app, users.into_iter().collect()))
-                        .collect(),
+                    appended: taken.appended.into_iter().collect(),
                     sent: taken.sent,
                 };
             }

@@ -10,13 +10,13 @@ macro_rules! impl_change_log {
             /// Appends the events to their users' streams, in the caller's transaction: one
             /// upsert of `user_streams` (users in sorted order, so concurrent writers lock them
             /// in the same order) and one multi-row insert of `changes` per chunk. A user's `at`
-            /// never goes backwards. Returns the users touched, for the feed after commit.
+            /// never goes backwards. Returns the changes appended, for the feed after commit.
             async fn record(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 app_id: uuid::Uuid,
                 mut events: Vec<(String, $crate::store::Event)>,
                 now: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<Vec<String>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Appended>> {
                 use $crate::store::changes_sql::CHUNK;
                 if events.is_empty() {
                     return Ok(Vec::new());
@@ -41,34 +41,39 @@ macro_rules! impl_change_log {
                     heads.extend(rows.into_iter().map(|(user, seq, at)| (user, (seq, at))));
                 }
                 // Each user's new seqs are head - n + 1 ..= head, in the order given.
-                let mut rows = Vec::with_capacity(events.len());
-                let mut events = events.iter();
+                let mut appended = Vec::with_capacity(events.len());
+                let mut events = events.into_iter();
                 for (user, n) in &counts {
                     let head = heads.get(user).copied();
                     for k in 0..*n {
-                        let Some((_, event)) = events.next() else { break };
+                        let Some((user, event)) = events.next() else { break };
                         if let Some((last_seq, at)) = head {
-                            // Serialising these plain enums cannot fail; an empty event would
-                            // be skipped at delivery.
-                            let json = serde_json::to_string(event).unwrap_or_default();
-                            rows.push((user.as_str(), last_seq - n + 1 + k, at, json));
+                            appended.push($crate::store::Appended {
+                                user,
+                                seq: last_seq - n + 1 + k,
+                                at,
+                                event: std::sync::Arc::new(event),
+                            });
                         }
                     }
                 }
-                for chunk in rows.chunks(CHUNK) {
+                for chunk in appended.chunks(CHUNK) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "insert into changes (app_id, user_id, seq, at, event) ",
                     );
-                    query.push_values(chunk, |mut row, (user, seq, at, json)| {
+                    query.push_values(chunk, |mut row, change| {
+                        // Serialising these plain enums cannot fail; an empty event would be
+                        // skipped at delivery.
+                        let json = serde_json::to_string(&*change.event).unwrap_or_default();
                         row.push_bind(app_id)
-                            .push_bind(*user)
-                            .push_bind(*seq)
-                            .push_bind(*at)
-                            .push_bind(json.as_str());
+                            .push_bind(change.user.as_str())
+                            .push_bind(change.seq)
+                            .push_bind(change.at)
+                            .push_bind(json);
                     });
                     query.build().execute(&mut *conn).await?;
                 }
-                Ok(counts.into_iter().map(|(user, _)| user).collect())
+                Ok(appended)
             }
 
             /// The upsert of `user_streams` that advances each user's head by their count of
@@ -102,12 +107,12 @@ macro_rules! impl_change_log {
                 users: &[String],
                 event: &$crate::store::Event,
                 now: $crate::store::Timestamp,
-            ) -> $crate::store::StoreResult<Vec<String>> {
+            ) -> $crate::store::StoreResult<Vec<$crate::store::Appended>> {
                 let events = users.iter().map(|u| (u.clone(), event.clone())).collect();
                 Self::record(conn, app_id, events, now).await
             }
 
-            /// `record_for`, then commits and names the touched users to the feed.
+            /// `record_for`, then commits and hands the changes to the feed.
             async fn commit_for(
                 &self,
                 mut tx: $crate::store::write_tx::WriteTx<$db>,
@@ -205,7 +210,7 @@ macro_rules! impl_change_log {
                     .map(|(seq, at, event)| $crate::store::Change {
                         seq,
                         at,
-                        event: serde_json::from_str(&event).ok(),
+                        event: serde_json::from_str(&event).ok().map(std::sync::Arc::new),
                     })
                     .collect())
             }

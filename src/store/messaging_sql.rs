@@ -12,6 +12,10 @@ macro_rules! impl_messaging_store {
         /// A participant of a send: user, whether they blocked the sender, their identity.
         type AudienceRow = (String, bool, Option<$crate::store::Identity>);
 
+        /// What a send's last statement returns: the outbox rows it wrote (in one row), and a
+        /// user with the seq and time of their new change (in each row, or none).
+        type Recorded = (Option<i64>, Option<String>, Option<i64>, Option<$crate::store::Timestamp>);
+
         /// Row of `conversations` in select order.
         type ConversationRow = (
             uuid::Uuid,
@@ -779,14 +783,14 @@ macro_rules! impl_messaging_store {
             /// The rest of a send, after its participants are known: every participant's
             /// receipt row (`hidden` for those who blocked the sender), the Message create in
             /// the audience's change logs, and the webhook events. One statement on Postgres.
-            /// Returns the users touched and the outbox rows written.
+            /// Returns the changes appended and the outbox rows written.
             async fn record_message(
                 conn: &mut Conn,
                 message: &$crate::store::Message,
                 blocked_by: &[String],
                 audience: &[String],
                 hook: &$crate::store::webhooks::WebhookEvent,
-            ) -> $crate::store::StoreResult<(Vec<String>, u64)> {
+            ) -> $crate::store::StoreResult<(Vec<$crate::store::Appended>, u64)> {
                 let (app_id, now) = (message.app_id, message.sent_at);
                 let (sender, _) = sender_columns(&message.sender);
                 let event = $crate::store::Event::MessageCreated { message: message.id };
@@ -846,10 +850,27 @@ macro_rules! impl_messaging_store {
                         query.push("); ");
                     }
                     Self::push_webhook_insert(&mut query, app_id, hook, now);
-                    // The rows the last statement wrote: the outbox rows.
-                    query.push("; select changes()");
-                    let hooked: i64 = query.build_query_scalar().fetch_one(&mut *conn).await?;
-                    return Ok((touched, u64::try_from(hooked).unwrap_or(0)));
+                    // The rows the last statement wrote (the outbox rows), then each user's
+                    // head: the seq of their one new change.
+                    query.push("; select changes(), null, null, null");
+                    if !touched.is_empty() {
+                        query
+                            .push(
+                                " union all select null, user_id, last_seq, last_at
+                                  from user_streams where app_id = ",
+                            )
+                            .push_bind(app_id)
+                            .push(" and user_id in (");
+                        let mut list = query.separated(", ");
+                        for user in &touched {
+                            list.push_bind(user.as_str());
+                        }
+                        query.push(")");
+                    }
+                    let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut *conn).await?;
+                    let hooked = rows.iter().find_map(|row| row.0).unwrap_or(0);
+                    let heads = rows.into_iter().filter_map(|(_, user, seq, at)| Some((user?, seq?, at?)));
+                    return Ok((Self::appended(heads, &event), u64::try_from(hooked).unwrap_or(0)));
                 }
                 let mut query = sqlx::QueryBuilder::<$db>::new("with ");
                 if !message.recipient_status.is_empty() {
@@ -872,9 +893,28 @@ macro_rules! impl_messaging_store {
                         .push(" from heads), ");
                 }
                 Self::push_webhook_cte(&mut query, app_id, hook, now);
-                query.push(" select count(*) from webhook_rows");
-                let hooked: i64 = query.build_query_scalar().fetch_one(&mut *conn).await?;
-                Ok((touched, u64::try_from(hooked).unwrap_or(0)))
+                // The outbox rows written, with each user's head: the seq of their new change.
+                query.push(" select (select count(*) from webhook_rows), ");
+                if touched.is_empty() {
+                    query.push("null, null, null");
+                } else {
+                    query.push("user_id, last_seq, last_at from heads");
+                }
+                let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut *conn).await?;
+                let hooked = rows.iter().find_map(|row| row.0).unwrap_or(0);
+                let heads = rows.into_iter().filter_map(|(_, user, seq, at)| Some((user?, seq?, at?)));
+                Ok((Self::appended(heads, &event), u64::try_from(hooked).unwrap_or(0)))
+            }
+
+            /// The changes a send appended: one per user, at their new head.
+            fn appended(
+                heads: impl Iterator<Item = (String, i64, $crate::store::Timestamp)>,
+                event: &$crate::store::Event,
+            ) -> Vec<$crate::store::Appended> {
+                let event = std::sync::Arc::new(event.clone());
+                heads
+                    .map(|(user, seq, at)| $crate::store::Appended { user, seq, at, event: event.clone() })
+                    .collect()
             }
 
             /// Stamps the message's `updated_at` (taking the write lock); its conversation, `None`

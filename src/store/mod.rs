@@ -29,7 +29,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 pub use changes::{
-    Change, ChangeFeed, ChangeLogStore, Committed, ConversationOp, Event, SentMessage,
+    Appended, Change, ChangeFeed, ChangeLogStore, Committed, ConversationOp, Event, SentMessage,
 };
 pub use channels::*;
 pub use content::{Content, ContentStore};

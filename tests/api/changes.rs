@@ -1445,3 +1445,112 @@ async fn conversation_updates_carry_the_counts_and_last_message_of_each_users_vi
     assert_eq!(update["body"]["data"][0]["id"], m3.as_str());
     replay.nothing_pending().await;
 }
+
+/// Reads `count` messages from the socket: their texts in the order they arrived, asserting
+/// that their timestamps never go backwards (the order of the user's log).
+async fn texts_in_order(ws: &mut crate::websocket::Ws, count: usize) -> Vec<String> {
+    let mut texts = Vec::with_capacity(count);
+    let mut last = String::new();
+    for _ in 0..count {
+        let packet = ws.message().await;
+        let at = packet["timestamp"].as_str().unwrap().to_owned();
+        assert!(at >= last, "{at} after {last}");
+        last = at;
+        // Up to a padding the text may carry.
+        let text = text_of(&packet).split(' ').next().unwrap();
+        texts.push(text.to_owned());
+    }
+    texts
+}
+
+/// Each sender's texts appear in the order it sent them, and every text sent appears once.
+fn assert_each_once_in_send_order(texts: &[String], senders: usize, per_sender: usize) {
+    let mut sorted = texts.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), senders * per_sender, "{texts:?}");
+    for s in 0..senders {
+        let own: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.starts_with(&format!("s{s}-")))
+            .collect();
+        let expected: Vec<String> = (0..per_sender).map(|i| format!("s{s}-{i:03}")).collect();
+        assert_eq!(own, expected.iter().collect::<Vec<_>>(), "{texts:?}");
+    }
+}
+
+/// Many writers at once (on Postgres, half of them through another node): the changes a node
+/// hands its sockets after their commits can reach them out of order or beside another node's;
+/// every device still gets each message once, in the order of its user's log.
+#[tokio::test]
+async fn concurrent_writers_reach_every_device_once_in_log_order() {
+    const SENDERS: usize = 6;
+    const PER_SENDER: usize = 12;
+    let node_a = TestServer::start().await;
+    let node_b = if crate::common::is_postgres() {
+        Some(node_a.another_node().await)
+    } else {
+        None
+    };
+    let mut senders = Vec::new();
+    for s in 0..SENDERS {
+        let sender = format!("s{s}");
+        let conversation = node_a.conversation_of(&["reader", &sender]).await;
+        let node = match &node_b {
+            Some(b) if s % 2 == 1 => b,
+            _ => &node_a,
+        };
+        senders.push((node, node.session_for(&sender).await, conversation));
+    }
+    let reader = node_a.session_for("reader").await;
+    let mut phone = open(&node_a, &reader, "layer-3.0").await;
+    let mut tablet = open(&node_a, &reader, "layer-2.0").await;
+    let sends = futures_util::future::join_all(senders.iter().enumerate().map(
+        |(s, (node, token, conversation))| async move {
+            for i in 0..PER_SENDER {
+                send_as(node, token, conversation, &format!("s{s}-{i:03}")).await;
+            }
+        },
+    ));
+    let total = SENDERS * PER_SENDER;
+    let (_, phone_texts, tablet_texts) = tokio::join!(
+        sends,
+        texts_in_order(&mut phone, total),
+        texts_in_order(&mut tablet, total)
+    );
+    assert_each_once_in_send_order(&phone_texts, SENDERS, PER_SENDER);
+    assert_eq!(tablet_texts, phone_texts);
+    phone.nothing_pending().await;
+    tablet.nothing_pending().await;
+}
+
+/// A device that stops reading while hundreds of changes are written: its delivery waits on the
+/// full socket (megabytes of messages), more changes are committed than a socket keeps handed
+/// over, and when it reads again it gets every one of them once, in order.
+#[tokio::test]
+async fn a_device_that_stops_reading_gets_every_change_once_it_reads_again() {
+    const MESSAGES: usize = 400;
+    let padding = "x".repeat(16 * 1024);
+    let server = TestServer::start_with(&[
+        ("LAYER__WEBSOCKET__OUTBOUND_QUEUE", "4"),
+        ("LAYER__LIMITS__MAX_INLINE_PART_BYTES", "20000"),
+    ])
+    .await;
+    let conversation = server.conversation_of(&["reader", "s0"]).await;
+    let mut reader =
+        crate::websocket::open_unread(&server, &server.session_for("reader").await, "layer-3.0")
+            .await;
+    let token = server.session_for("s0").await;
+    for i in 0..MESSAGES {
+        send_as(
+            &server,
+            &token,
+            &conversation,
+            &format!("s0-{i:03} {padding}"),
+        )
+        .await;
+    }
+    let texts = texts_in_order(&mut reader, MESSAGES).await;
+    assert_each_once_in_send_order(&texts, 1, MESSAGES);
+    reader.nothing_pending().await;
+}

@@ -41,6 +41,43 @@ pub(crate) async fn open(server: &TestServer, token: &str, protocol: &str) -> Ws
     open_request(url, protocol, None).await
 }
 
+/// `open`, through a receive buffer of 4 KiB: a test that reads nothing for a while makes the
+/// server's writes wait (the kernel would otherwise take megabytes).
+pub(crate) async fn open_unread(server: &TestServer, token: &str, protocol: &str) -> Ws {
+    let url = ws_url(server, &format!("/websocket/?session_token={token}"));
+    let (stream, echoed) = small_buffer_stream(server, url, protocol).await;
+    Ws {
+        stream,
+        stash: Default::default(),
+        next_counter: 0,
+        next_request: 1,
+        protocol: echoed,
+    }
+}
+
+/// A WebSocket through a TCP socket with a 4 KiB receive buffer; the subprotocol echoed.
+async fn small_buffer_stream(server: &TestServer, url: String, protocol: &str) -> (Stream, String) {
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp
+        .connect(server.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (stream, response) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    let echoed = response.headers()["sec-websocket-protocol"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (stream, echoed)
+}
+
 async fn open_request(url: String, protocol: &str, authorization: Option<&str>) -> Ws {
     let mut request = url.into_client_request().unwrap();
     request
@@ -819,20 +856,7 @@ async fn a_slow_consumer_overflows_and_only_its_socket_closes() {
     // bob reads nothing, through a tiny receive buffer.
     let bob_token = server.session_for("bob").await;
     let url = ws_url(&server, &format!("/websocket/?session_token={bob_token}"));
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let stream = tcp
-        .connect(server.base.trim_start_matches("http://").parse().unwrap())
-        .await
-        .unwrap();
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "layer-3.0".parse().unwrap());
-    let (mut bob, _) =
-        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
+    let (mut bob, _) = small_buffer_stream(&server, url, "layer-3.0").await;
 
     let before = overflow_closes(&server).await;
     let signal = json!({"type": "signal", "body": {"type": "typing_indicator",
