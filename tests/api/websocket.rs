@@ -46,13 +46,7 @@ pub(crate) async fn open(server: &TestServer, token: &str, protocol: &str) -> Ws
 pub(crate) async fn open_unread(server: &TestServer, token: &str, protocol: &str) -> Ws {
     let url = ws_url(server, &format!("/websocket/?session_token={token}"));
     let (stream, echoed) = small_buffer_stream(server, url, protocol).await;
-    Ws {
-        stream,
-        stash: Default::default(),
-        next_counter: 0,
-        next_request: 1,
-        protocol: echoed,
-    }
+    Ws::new(stream, echoed)
 }
 
 /// A WebSocket through a TCP socket with a 4 KiB receive buffer; the subprotocol echoed.
@@ -95,16 +89,21 @@ async fn open_request(url: String, protocol: &str, authorization: Option<&str>) 
         .to_str()
         .unwrap()
         .to_owned();
-    Ws {
-        stream,
-        stash: Default::default(),
-        next_counter: 0,
-        next_request: 1,
-        protocol: echoed,
-    }
+    Ws::new(stream, echoed)
 }
 
 impl Ws {
+    /// A client on an upgraded stream, with the subprotocol the server echoed.
+    fn new(stream: Stream, protocol: String) -> Ws {
+        Ws {
+            stream,
+            stash: Default::default(),
+            next_counter: 0,
+            next_request: 1,
+            protocol,
+        }
+    }
+
     pub(crate) async fn send(&mut self, packet: Value) {
         self.stream
             .send(Message::text(packet.to_string()))
