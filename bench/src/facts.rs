@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 /// `MemTotal` of /proc/meminfo in MiB.
 pub fn memory_mb() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    kib_field(&meminfo, "MemTotal:").map(|kib| kib / 1024.0)
+    number_field(&meminfo, "MemTotal:").map(|kib| kib / 1024.0)
 }
 
-/// The value of a `Name:   1234 kB` line, in KiB.
-fn kib_field(text: &str, name: &str) -> Option<f64> {
+/// The number of a `Name:   1234 kB` line (in the line's unit, if it has one).
+fn number_field(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name))?
         .split_whitespace()
@@ -24,7 +24,46 @@ fn kib_field(text: &str, name: &str) -> Option<f64> {
 /// The resident set size of process `pid` in MiB (`VmRSS`).
 pub fn rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kib_field(&status, "VmRSS:").map(|kib| kib / 1024.0)
+    number_field(&status, "VmRSS:").map(|kib| kib / 1024.0)
+}
+
+/// CPU seconds (user + system, all threads) process `pid` has used: fields 14 and 15 of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (`USER_HZ`, 100 on Linux's mainstream
+/// architectures).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line (fields after the parenthesised command name,
+/// which may itself hold spaces and parentheses).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // Field 3 (state) is the first after the name: utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Context switches (voluntary and not) of all threads of process `pid` so far, from
+/// `/proc/<pid>/task/*/status`: most are a thread waiting for or handing work to another (a
+/// database connection's thread, a runtime worker), the cost that dominates a send on SQLite.
+/// Threads that exited are not counted.
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for field in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
+            total += number_field(&status, field).unwrap_or(0.0);
+        }
+    }
+    Some(total as u64)
 }
 
 /// The inode of the socket listening on TCP `port`, from /proc/net/tcp{,6} text.
@@ -156,14 +195,24 @@ mod tests {
     }
 
     #[test]
-    fn reads_kib_fields() {
+    fn reads_number_fields() {
         let status = "Name:\tlayer-server\nVmPeak:\t  200000 kB\nVmRSS:\t   51200 kB\n";
-        assert_eq!(kib_field(status, "VmRSS:"), Some(51200.0));
-        assert_eq!(kib_field(status, "VmSwap:"), None);
+        assert_eq!(number_field(status, "VmRSS:"), Some(51200.0));
+        assert_eq!(number_field(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_past_a_command_name_with_spaces() {
+        let stat =
+            "4242 (tokio (rt) w) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 9 0 100";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(cpu_ticks("4242 (x) S 1"), None);
     }
 
     #[test]
     fn this_process_has_a_resident_set() {
         assert!(rss_mb(std::process::id()).is_some_and(|mb| mb > 0.0));
+        assert!(cpu_secs(std::process::id()).is_some());
+        assert!(context_switches(std::process::id()).is_some_and(|n| n > 0));
     }
 }

@@ -226,7 +226,20 @@ async fn main() -> anyhow::Result<()> {
             receipts.received.store(0, Ordering::Relaxed);
             receipts.since.store(unix_micros(), Ordering::Relaxed);
         }
+        // The baseline's store runs in this process; every other scenario's in the server.
+        let worker = match scenario {
+            Scenario::Baseline => Some(std::process::id()),
+            _ => server_pid,
+        };
+        let cpu_before = worker.and_then(facts::cpu_secs);
+        let switches_before = worker.and_then(facts::context_switches);
         let mut outcome = run(measure, next).await;
+        outcome.cpu_secs = cpu_before
+            .zip(worker.and_then(facts::cpu_secs))
+            .map(|(before, after)| after - before);
+        outcome.context_switches = switches_before
+            .zip(worker.and_then(facts::context_switches))
+            .map(|(before, after)| after.saturating_sub(before));
         next += 10_000_000;
         if *scenario == Scenario::Fanout {
             outcome.delivery = Some(fanout_delivery(&world, &receipts, &outcome, server_pid).await);
@@ -522,15 +535,24 @@ fn table(report: &Value, outcomes: &[Outcome], baseline: Option<f64>) -> String 
         machine["git_commit"].as_str().unwrap_or("?"),
     );
     out += &format!(
-        "{:<14} {:<22} {:>9} {:>8} {:>8} {:>8} {:>9} {:>7}\n",
-        "scenario", "load", "msg/s", "vs base", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        "{:<14} {:<22} {:>9} {:>8} {:>8} {:>8} {:>9} {:>7} {:>10} {:>8}\n",
+        "scenario",
+        "load",
+        "msg/s",
+        "vs base",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "cpu ms/msg",
+        "cs/msg"
     );
     for o in outcomes {
         let ratio = baseline
             .filter(|b| *b > 0.0)
             .map_or("-".to_owned(), |b| format!("{:.2}", o.per_sec() / b));
         out += &format!(
-            "{:<14} {:<22} {:>9.0} {:>8} {:>8.2} {:>8.2} {:>9.2} {:>7}\n",
+            "{:<14} {:<22} {:>9.0} {:>8} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>10} {:>8}\n",
             o.name,
             o.load,
             o.per_sec(),
@@ -538,7 +560,12 @@ fn table(report: &Value, outcomes: &[Outcome], baseline: Option<f64>) -> String 
             o.latency.p50,
             o.latency.p99,
             o.latency.p999,
-            o.errors + o.shed
+            o.errors + o.shed,
+            o.cpu_ms_per_msg()
+                .map_or("?".to_owned(), |ms| format!("{ms:.2}")),
+            o.context_switches
+                .filter(|_| o.ok > 0)
+                .map_or("?".to_owned(), |n| format!("{:.1}", n as f64 / o.ok as f64)),
         );
         if let Some(d) = &o.delivery {
             out += &format!(

@@ -79,6 +79,11 @@ pub struct Outcome {
     /// Fan-out: send-to-receive over all recipients.
     pub delivery: Option<Delivery>,
     pub first_error: Option<String>,
+    /// CPU seconds the process doing the sends' work used while measured: the server, or for
+    /// the baseline the load tool itself (it runs the store).
+    pub cpu_secs: Option<f64>,
+    /// Context switches of that process's threads while measured.
+    pub context_switches: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,6 +96,13 @@ pub struct Delivery {
 }
 
 impl Outcome {
+    /// CPU milliseconds per successful send (see `cpu_secs`).
+    pub fn cpu_ms_per_msg(&self) -> Option<f64> {
+        self.cpu_secs
+            .filter(|_| self.ok > 0)
+            .map(|s| s * 1000.0 / self.ok as f64)
+    }
+
     pub fn per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -112,6 +124,9 @@ impl Outcome {
             "messages_per_sec": self.per_sec(),
             "latency": self.latency.to_json(),
             "first_error": self.first_error,
+            "cpu_ms_per_msg": self.cpu_ms_per_msg(),
+            "context_switches_per_msg": self.context_switches.filter(|_| self.ok > 0)
+                .map(|n| n as f64 / self.ok as f64),
         });
         if let Some(base) = baseline_per_sec.filter(|b| *b > 0.0) {
             value["vs_baseline"] = json!(self.per_sec() / base);
@@ -169,5 +184,12 @@ mod tests {
         let json = outcome.to_json(Some(2000.0));
         assert_eq!(json["vs_baseline"], 0.75);
         assert!(outcome.to_json(None).get("vs_baseline").is_none());
+        assert_eq!(outcome.cpu_ms_per_msg(), None);
+        let measured = Outcome {
+            cpu_secs: Some(1.5),
+            ..outcome
+        };
+        assert_eq!(measured.cpu_ms_per_msg(), Some(0.5));
+        assert_eq!(measured.to_json(None)["cpu_ms_per_msg"], 0.5);
     }
 }

@@ -355,15 +355,15 @@ macro_rules! impl_messaging_store {
             /// audience is read after the row lock is taken, so a concurrent membership change
             /// is seen); one call on SQLite (its write lock is already held).
             async fn insert_message(
-                conn: &mut Conn,
+                tx: &mut $crate::store::write_tx::WriteTx<$db>,
                 new: &$crate::store::NewMessage,
             ) -> $crate::store::StoreResult<Option<(i64, Vec<AudienceRow>)>> {
                 let (sender_user, sender_name) = sender_columns(&new.sender);
-                let mut query = sqlx::QueryBuilder::<$db>::new(if Self::WRITABLE_CTES {
-                    "with claimed as ("
-                } else {
-                    ""
-                });
+                let mut query = sqlx::QueryBuilder::<$db>::new(tx.opening());
+                let conn: &mut Conn = tx;
+                if Self::WRITABLE_CTES {
+                    query.push("with claimed as (");
+                }
                 query
                     .push(
                         "update conversations
@@ -546,7 +546,8 @@ macro_rules! impl_messaging_store {
             ) -> $crate::store::StoreResult<Option<$crate::store::SendMessage>> {
                 use $crate::store::{ReceiptStatus, SendMessage};
                 let (sender_user, _) = sender_columns(&new.sender);
-                let mut tx = self.begin().await?;
+                // Begun with `insert_message`'s statement, committed with `record_message`'s.
+                let mut tx = self.begin_lazy().await?;
                 // The position, the message and its parts after the checks, and the audience;
                 // `None` when a check failed or the id is taken.
                 let Some((position, rows)) = Self::insert_message(&mut tx, new).await? else {
@@ -784,8 +785,10 @@ macro_rules! impl_messaging_store {
             /// receipt row (`hidden` for those who blocked the sender), the Message create in
             /// the audience's change logs, and the webhook events. One statement on Postgres.
             /// Returns the changes appended and the outbox rows written.
+            /// Ends the send's transaction's last statement with its `closing()` (when it is
+            /// one statement).
             async fn record_message(
-                conn: &mut Conn,
+                tx: &mut $crate::store::write_tx::WriteTx<$db>,
                 message: &$crate::store::Message,
                 blocked_by: &[String],
                 audience: &[String],
@@ -797,6 +800,7 @@ macro_rules! impl_messaging_store {
                 // Past this many participants, the general path (it writes in chunks).
                 const ONE_STATEMENT_MAX: usize = 1000;
                 if message.recipient_status.len() > ONE_STATEMENT_MAX {
+                    let conn: &mut Conn = tx;
                     if !message.recipient_status.is_empty() {
                         let mut query = sqlx::QueryBuilder::<$db>::new("");
                         Self::push_recipients(&mut query, message, blocked_by);
@@ -867,7 +871,8 @@ macro_rules! impl_messaging_store {
                         }
                         query.push(")");
                     }
-                    let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut *conn).await?;
+                    query.push(tx.closing());
+                    let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut **tx).await?;
                     let hooked = rows.iter().find_map(|row| row.0).unwrap_or(0);
                     let heads = rows.into_iter().filter_map(|(_, user, seq, at)| Some((user?, seq?, at?)));
                     return Ok((Self::appended(heads, &event), u64::try_from(hooked).unwrap_or(0)));
@@ -900,7 +905,7 @@ macro_rules! impl_messaging_store {
                 } else {
                     query.push("user_id, last_seq, last_at from heads");
                 }
-                let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut *conn).await?;
+                let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut **tx).await?;
                 let hooked = rows.iter().find_map(|row| row.0).unwrap_or(0);
                 let heads = rows.into_iter().filter_map(|(_, user, seq, at)| Some((user?, seq?, at?)));
                 Ok((Self::appended(heads, &event), u64::try_from(hooked).unwrap_or(0)))

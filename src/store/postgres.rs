@@ -25,6 +25,10 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     pub async fn connect(url: &str, settings: &DatabaseSettings) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
@@ -45,10 +49,12 @@ impl PgStore {
 
     /// A transaction for a write (Postgres: a plain `BEGIN`; see `SqliteStore::begin`).
     async fn begin(&self) -> Result<super::write_tx::WriteTx<sqlx::Postgres>, sqlx::Error> {
-        Ok(super::write_tx::WriteTx::new(
-            self.pool.begin().await?,
-            None,
-        ))
+        Ok(super::write_tx::WriteTx::pooled(self.pool.begin().await?))
+    }
+
+    /// `begin` (Postgres sends its `BEGIN` with the first statement anyway).
+    async fn begin_lazy(&self) -> Result<super::write_tx::WriteTx<sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
     }
 }
 

@@ -16,7 +16,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
 
             async fn create_app(&self, app: &$crate::store::App) -> $crate::store::StoreResult<()> {
