@@ -24,6 +24,9 @@ pub struct PgStore {
     hooks: std::sync::Arc<tokio::sync::Notify>,
 }
 
+/// How long a pooled connection sits unused before it is tested on acquire.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 impl PgStore {
     async fn close_pools(&self) {
         self.pool.close().await;
@@ -33,6 +36,19 @@ impl PgStore {
         let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
+            // sqlx pings a connection on every acquire by default: a round trip to Postgres
+            // before each use. Only one idle for a while (a restart of Postgres may have cut
+            // it) is tested; a busy one was in use a moment ago, and one that broke since
+            // fails its query and is dropped.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
             .connect_with(options.application_name("layer-server"))
             .await?;

@@ -20,12 +20,6 @@ use super::write_tx::{self, WriteTx, Writer, WriterSlot};
 use super::{Backend, StoreResult};
 use crate::config::DatabaseSettings;
 
-/// Bytes of the database file its connections map (SQLite's `mmap_size`).
-const MMAP_SIZE: u64 = 256 << 20;
-/// Page cache of the write connection: SQLite's `cache_size`, negative for KiB (the default,
-/// -2000, is 2 MB).
-const WRITER_CACHE_KIB: i64 = -32 * 1024;
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
@@ -47,10 +41,7 @@ impl SqliteStore {
             // the last ones on a power loss) and avoids an fsync per commit.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_millis(settings.sqlite_busy_timeout_ms))
-            .foreign_keys(true)
-            // Reads map the file instead of copying pages into each connection's cache (one
-            // `pread` per page otherwise); the kernel shares the mapping between connections.
-            .pragma("mmap_size", MMAP_SIZE.to_string());
+            .foreign_keys(true);
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
@@ -65,13 +56,8 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        // One connection for every write transaction (see `WriteTx`), with a larger page cache
-        // than the readers'.
-        let writer = options
-            .clone()
-            .pragma("cache_size", WRITER_CACHE_KIB.to_string())
-            .connect()
-            .await?;
+        // One connection for every write transaction (see `WriteTx`).
+        let writer = options.connect().await?;
         Ok(SqliteStore {
             pool,
             writer: Writer::slot(writer),

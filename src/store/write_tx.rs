@@ -39,8 +39,8 @@ impl<DB: sqlx::Database> Writer<DB> {
 /// busy handler, which sleeps 1, 2, 5, 10 … 100 ms between tries: the lock sits idle while they
 /// sleep, and a burst of sends waited up to a second. Queueing writers on the (fair) mutex of
 /// the connection hands the lock over as soon as it is free, in order; waiting writers hold no
-/// pooled connection; and the connection keeps the write statements prepared and the pages
-/// writes touch cached. (Other processes on the same file still meet the busy handler.)
+/// pooled connection; and the connection keeps the write statements prepared. (Other processes
+/// on the same file still meet the busy handler.)
 ///
 /// Each statement is a round trip to the connection's thread, which costs more CPU than the
 /// statement itself on SQLite. A transaction begun with `SqliteStore::begin_lazy` sends its
