@@ -11,6 +11,10 @@
 #   BENCH_PG_ADMIN  Postgres server the fresh database is created on
 #                   (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_PORT      port of the server under test (default 18080)
+#   BENCH_SERVER    server binary (default target/release/layer-server)
+#   BENCH_TOOL      load tool binary (default target/release/layer-bench); with BENCH_SERVER, an
+#                   older build's pair, for a before/after in the same run
+#   BENCH_NO_BUILD  set: use the binaries as they are
 #   BENCH_PG_PARAMS query string added to the fresh database's URL (server and baseline alike),
 #                   e.g. 'sslmode=disable' (sqlx prefers TLS when the server offers it)
 set -euo pipefail
@@ -32,7 +36,7 @@ mkdir -p "$OUT"
 
 [[ -n ${BENCH_NO_BUILD:-} ]] || cargo build --release --locked -p layer-server -p layer-bench
 SERVER=${BENCH_SERVER:-target/release/layer-server}
-BENCH=target/release/layer-bench
+BENCH=${BENCH_TOOL:-target/release/layer-bench}
 
 server_pid=
 database=
