@@ -353,7 +353,8 @@ macro_rules! impl_messaging_store {
             /// parts; then reads the audience (`send_audience`). `None` when a check failed or
             /// the id is taken (`send_refused` says which). Two statements on Postgres (the
             /// audience is read after the row lock is taken, so a concurrent membership change
-            /// is seen); one call on SQLite (its write lock is already held).
+            /// is seen); one call on SQLite, which begins the transaction (`tx.opening()`) and
+            /// so takes the write lock before it reads.
             async fn insert_message(
                 tx: &mut $crate::store::write_tx::WriteTx<$db>,
                 new: &$crate::store::NewMessage,
@@ -784,9 +785,8 @@ macro_rules! impl_messaging_store {
             /// The rest of a send, after its participants are known: every participant's
             /// receipt row (`hidden` for those who blocked the sender), the Message create in
             /// the audience's change logs, and the webhook events. One statement on Postgres.
-            /// Returns the changes appended and the outbox rows written.
-            /// Ends the send's transaction's last statement with its `closing()` (when it is
-            /// one statement).
+            /// Returns the changes appended and the outbox rows written. On SQLite its one
+            /// call also commits (`tx.closing()`), unless the conversation is too large for one.
             async fn record_message(
                 tx: &mut $crate::store::write_tx::WriteTx<$db>,
                 message: &$crate::store::Message,
