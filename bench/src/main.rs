@@ -563,9 +563,8 @@ fn table(report: &Value, outcomes: &[Outcome], baseline: Option<f64>) -> String 
             o.errors + o.shed,
             o.cpu_ms_per_msg()
                 .map_or("?".to_owned(), |ms| format!("{ms:.2}")),
-            o.context_switches
-                .filter(|_| o.ok > 0)
-                .map_or("?".to_owned(), |n| format!("{:.1}", n as f64 / o.ok as f64)),
+            o.switches_per_msg()
+                .map_or("?".to_owned(), |n| format!("{n:.1}")),
         );
         if let Some(d) = &o.delivery {
             out += &format!(

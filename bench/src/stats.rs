@@ -103,6 +103,13 @@ impl Outcome {
             .map(|s| s * 1000.0 / self.ok as f64)
     }
 
+    /// Context switches per successful send (see `context_switches`).
+    pub fn switches_per_msg(&self) -> Option<f64> {
+        self.context_switches
+            .filter(|_| self.ok > 0)
+            .map(|n| n as f64 / self.ok as f64)
+    }
+
     pub fn per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -125,8 +132,7 @@ impl Outcome {
             "latency": self.latency.to_json(),
             "first_error": self.first_error,
             "cpu_ms_per_msg": self.cpu_ms_per_msg(),
-            "context_switches_per_msg": self.context_switches.filter(|_| self.ok > 0)
-                .map(|n| n as f64 / self.ok as f64),
+            "context_switches_per_msg": self.switches_per_msg(),
         });
         if let Some(base) = baseline_per_sec.filter(|b| *b > 0.0) {
             value["vs_baseline"] = json!(self.per_sec() / base);

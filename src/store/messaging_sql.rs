@@ -843,33 +843,17 @@ macro_rules! impl_messaging_store {
                                 "; insert into changes (app_id, user_id, seq, at, event)
                                  select app_id, user_id, last_seq, last_at, ",
                             )
-                            .push_bind(json)
-                            .push(" from user_streams where app_id = ")
-                            .push_bind(app_id)
-                            .push(" and user_id in (");
-                        let mut list = query.separated(", ");
-                        for user in &touched {
-                            list.push_bind(user.as_str());
-                        }
-                        query.push("); ");
+                            .push_bind(json);
+                        Self::push_streams_of(&mut query, app_id, &touched);
+                        query.push("; ");
                     }
                     Self::push_webhook_insert(&mut query, app_id, hook, now);
                     // The rows the last statement wrote (the outbox rows), then each user's
                     // head: the seq of their one new change.
                     query.push("; select changes(), null, null, null");
                     if !touched.is_empty() {
-                        query
-                            .push(
-                                " union all select null, user_id, last_seq, last_at
-                                  from user_streams where app_id = ",
-                            )
-                            .push_bind(app_id)
-                            .push(" and user_id in (");
-                        let mut list = query.separated(", ");
-                        for user in &touched {
-                            list.push_bind(user.as_str());
-                        }
-                        query.push(")");
+                        query.push(" union all select null, user_id, last_seq, last_at");
+                        Self::push_streams_of(&mut query, app_id, &touched);
                     }
                     query.push(tx.closing());
                     let rows: Vec<Recorded> = query.build_query_as().fetch_all(&mut **tx).await?;
@@ -909,6 +893,20 @@ macro_rules! impl_messaging_store {
                 let hooked = rows.iter().find_map(|row| row.0).unwrap_or(0);
                 let heads = rows.into_iter().filter_map(|(_, user, seq, at)| Some((user?, seq?, at?)));
                 Ok((Self::appended(heads, &event), u64::try_from(hooked).unwrap_or(0)))
+            }
+
+            /// ` from user_streams where …`: the stream heads of `users`.
+            fn push_streams_of<'a>(
+                query: &mut sqlx::QueryBuilder<'a, $db>,
+                app_id: uuid::Uuid,
+                users: &'a [String],
+            ) {
+                query.push(" from user_streams where app_id = ").push_bind(app_id).push(" and user_id in (");
+                let mut list = query.separated(", ");
+                for user in users {
+                    list.push_bind(user.as_str());
+                }
+                query.push(")");
             }
 
             /// The changes a send appended: one per user, at their new head.

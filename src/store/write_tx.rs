@@ -86,20 +86,17 @@ impl<DB: sqlx::Database> WriteTx<DB> {
             exec(&mut writer.conn, "ROLLBACK").await?;
             writer.open = false;
         }
-        let mut tx = WriteTx {
+        if !lazy {
+            exec(&mut writer.conn, "BEGIN IMMEDIATE").await?;
+            writer.open = true;
+        }
+        Ok(WriteTx {
             inner: Inner::Owned(Owned {
                 writer: Some(writer),
                 exec,
                 commit_sent: false,
             }),
-        };
-        if !lazy {
-            let begin = tx.opening();
-            if let Some(writer) = tx.writer() {
-                exec(&mut writer.conn, begin.trim_end_matches("; ")).await?;
-            }
-        }
-        Ok(tx)
+        })
     }
 
     fn writer(&mut self) -> Option<&mut Writer<DB>> {
